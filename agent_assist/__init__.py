@@ -1,0 +1,1 @@
+"""The agent-assist command, its settings and the process that serves calls."""

@@ -1,0 +1,94 @@
+"""The serving process: Redis (configured or embedded), the model owner, the gateway.
+
+Shutdown runs in a fixed order: stop accepting and drain calls, stop the model threads, close
+Redis, stop the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from types import TracebackType
+
+from agent_assist.embedded_redis import EmbeddedRedis
+from agent_assist.settings import Settings
+from gateway.server import Gateway
+from pipeline.asr import ModelOwner
+from pipeline.bus import RedisBus, connect
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, settings: Settings, progress: Callable[[int, int], None] | None = None):
+        self.settings = settings
+        self._progress = progress
+        self.embedded: EmbeddedRedis | None = None
+        self.redis_url = settings.redis_url or ""
+        self.owner: ModelOwner | None = None
+        self.bus: RedisBus | None = None
+        self.gateway: Gateway | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    async def __aenter__(self) -> Service:
+        s = self.settings
+        try:
+            if not s.redis_url:
+                self.embedded = await asyncio.to_thread(EmbeddedRedis().start)
+                self.redis_url = self.embedded.url
+            redis = connect(self.redis_url)
+            await redis.ping()
+            self.bus = RedisBus(redis, s.bus())
+            log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
+            self.owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
+            self.gateway = Gateway(s.gateway(), self.owner, self.bus, s.vad(), s.stream())
+            await self.gateway.start()
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self, tp: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        if self.owner is not None:
+            await asyncio.to_thread(self.owner.close)
+            self.owner = None
+        if self.bus is not None:
+            await self.bus.redis.aclose()
+            self.bus = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+async def serve(settings: Settings, progress: Callable[[int, int], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Service(settings, progress) as service:
+        log.info(
+            "serving: stream calls to %s, metrics on http://%s:%d/metrics, redis %s",
+            service.url,
+            settings.host,
+            service.gateway.port if service.gateway else 0,
+            service.redis_url,
+        )
+        await stop.wait()
+        log.info("shutting down")

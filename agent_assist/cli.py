@@ -1,0 +1,174 @@
+"""The `agent-assist` command: serve, replay, demo, settings, model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent_assist import settings as settings_mod
+from agent_assist.app import Service, serve
+from agent_assist.replay import Received, WavError, replay
+from coach_ui.terminal import TerminalTranscript
+from pipeline.models import ModelError, resolve_model
+
+log = logging.getLogger("agent_assist")
+
+
+def sample_call() -> Path:
+    return Path(str(resources.files("agent_assist") / "samples" / "sample_call.wav"))
+
+
+class _Progress:
+    """A progress bar for the one-time model assembly."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total, unit="B", unit_scale=True, desc="assembling model", file=sys.stderr
+            )
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self._bar.close()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("faster_whisper", "websockets"):  # one line per pass / connection otherwise
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-assist", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway and the streaming worker in one process")
+    settings_mod.add_arguments(p)
+
+    p = sub.add_parser("replay", help="stream a stereo WAV to a gateway and print the events")
+    p.add_argument("file", type=Path, help="stereo WAV, 16-bit PCM or mu-law, 8 or 16 kHz")
+    p.add_argument(
+        "--url", required=True, help="gateway stream URL, e.g. ws://127.0.0.1:8080/v1/stream"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 4 = four times faster")
+    p.add_argument("--json", action="store_true", help="print one JSON object per event per line")
+    p.add_argument("--call-id", help="call id to send (default: random)")
+    p.add_argument("--agent-id", default="replay-agent")
+
+    p = sub.add_parser(
+        "demo", help="serve, then replay the bundled sample call, showing its live transcript"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
+    p.add_argument(
+        "--file", type=Path, default=None, help="a stereo WAV instead of the sample call"
+    )
+    settings_mod.add_arguments(p)
+
+    p = sub.add_parser("settings", help="print the effective settings")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the table of all settings instead"
+    )
+    settings_mod.add_arguments(p)
+
+    p = sub.add_parser("model", help="prepare the configured model (assemble it offline once)")
+    settings_mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "replay":
+            _setup_logging("WARNING")
+            return asyncio.run(_replay(args))
+        settings = settings_mod.load(args)
+        _setup_logging(settings.log_level)
+        if args.command == "serve":
+            asyncio.run(serve(settings, _Progress()))
+        elif args.command == "demo":
+            return asyncio.run(_demo(args, settings))
+        elif args.command == "settings":
+            if args.markdown:
+                print(settings_mod.markdown_table(), end="")
+            else:
+                print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
+        elif args.command == "model":
+            print(resolve_model(settings.model, settings.model_cache, _Progress()))
+    except (ModelError, WavError, OSError) as exc:
+        print(f"agent-assist: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    view = TerminalTranscript()
+
+    def show(got: Received) -> None:
+        if args.json:
+            print(json.dumps(got.event), flush=True)
+        else:
+            view.show(got.event, got.latency)
+
+    result = await replay(args.file, args.url, args.speed, show, args.call_id, args.agent_id)
+    if result.close_code not in (None, 1000):
+        print(
+            f"agent-assist: server closed the call: {result.close_code} {result.close_reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
+    settings = dataclasses.replace(settings, port=0) if settings.port == 8080 else settings
+    path = args.file or sample_call()
+    print("agent-assist demo: starting Redis, the speech model and the gateway ...", flush=True)
+    async with Service(settings, _Progress()) as service:
+        assert service.gateway is not None
+        print(f"  gateway   {service.url}")
+        print(f"  metrics   http://{settings.host}:{service.gateway.port}/metrics")
+        print(f"  redis     {service.redis_url}  (subscribe to {settings.redis_prefix}:events)")
+        print(
+            f"replaying {path.name} at {args.speed:g}x "
+            "(customer on the left channel, agent on the right)\n",
+            flush=True,
+        )
+        view = TerminalTranscript()
+        result = await replay(
+            path,
+            service.url,
+            args.speed,
+            lambda got: view.show(got.event, got.latency),
+            agent_id="demo-agent",
+        )
+    finals = [r for r in result.received if r.event.get("final")]
+    lags = sorted(r.latency for r in finals if r.latency is not None)
+    if lags:
+        p95 = lags[min(len(lags) - 1, round(0.95 * (len(lags) - 1)))]
+        print(
+            f"\n{len(finals)} final transcripts; end of speech to final on screen: "
+            f"median {statistics.median(lags):.2f} s, p95 {p95:.2f} s"
+        )
+    return 0 if finals else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""One typed settings object per process: CLI flags, then `AGENT_ASSIST_*` variables, then defaults.
+
+Each field's flag is `--field-name`, its variable `AGENT_ASSIST_FIELD_NAME`. `REDIS_URL` is also
+read, as the conventional name. The README's settings table is generated from these fields
+(`agent-assist settings --markdown`), and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.server import GatewayConfig
+from pipeline.asr import AsrConfig
+from pipeline.bus import BusConfig
+from pipeline.stream import StreamConfig
+from pipeline.vad import VadConfig
+
+ENV_PREFIX = "AGENT_ASSIST_"
+
+
+def _opt(default: Any, help: str, env: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "Address the gateway listens on")
+    port: int = _opt(8080, "Gateway port (0 picks a free one)")
+    redis_url: str | None = _opt(
+        None, "Redis to publish to; unset starts an embedded redis-server on loopback", "REDIS_URL"
+    )
+    redis_prefix: str = _opt("aa", "Prefix of every Redis key and channel")
+    call_ttl_s: int = _opt(3600, "Seconds a call's Redis keys live after it ends")
+    model: str = _opt("base", "Whisper model: base, tiny.en, a CTranslate2 directory or a hub name")
+    model_cache: Path | None = _opt(
+        None, "Where built-in models are assembled (default ~/.cache/agent-assist/models)"
+    )
+    device: str = _opt("cpu", "Inference device: cpu or cuda")
+    compute_type: str = _opt(
+        "int8", "CTranslate2 compute type (int8, int8_float16, float16, float32)"
+    )
+    asr_workers: int = _opt(2, "ASR passes that run at once (threads sharing one model)")
+    cpu_threads: int = _opt(1, "CPU threads per ASR pass")
+    language: str = _opt("en", "Spoken language code; empty detects it per utterance")
+    beam_size: int = _opt(5, "Beam size of final passes")
+    interim_beam_size: int = _opt(1, "Beam size of interim passes")
+    no_speech_threshold: float = _opt(
+        0.6, "Drop a segment whose no-speech probability is above this (and log-prob low)"
+    )
+    max_repeats: int = _opt(3, "Cut a word or phrase repeated back to back more often than this")
+    interim_interval_s: float = _opt(1.0, "Run an interim pass per this much new speech")
+    interim_queue: int = _opt(16, "Interim passes that may wait for the model; more are shed")
+    final_queue: int = _opt(64, "Final passes that may wait before calls are paused")
+    vad_aggressiveness: int = _opt(2, "webrtcvad mode, 0 (keeps most) to 3 (filters most)")
+    vad_min_speech_ms: int = _opt(150, "Voiced audio needed to start an utterance")
+    vad_hangover_ms: int = _opt(500, "Silence that ends an utterance")
+    vad_pad_ms: int = _opt(200, "Audio kept before and after the voiced part of an utterance")
+    max_utterance_s: float = _opt(20.0, "Longest utterance before it is cut")
+    max_frame_bytes: int = _opt(65536, "Largest binary audio frame accepted")
+    log_level: str = _opt("INFO", "Logging level")
+
+    def asr(self) -> AsrConfig:
+        return AsrConfig(
+            model=self.model,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+            workers=self.asr_workers,
+            language=self.language or None,
+            beam_size=self.beam_size,
+            interim_beam_size=self.interim_beam_size,
+            no_speech_threshold=self.no_speech_threshold,
+            max_repeats=self.max_repeats,
+            final_queue_size=self.final_queue,
+            interim_queue_size=self.interim_queue,
+            cache_dir=self.model_cache,
+        )
+
+    def vad(self) -> VadConfig:
+        return VadConfig(
+            aggressiveness=self.vad_aggressiveness,
+            min_speech_ms=self.vad_min_speech_ms,
+            hangover_ms=self.vad_hangover_ms,
+            pad_ms=self.vad_pad_ms,
+            max_utterance_s=self.max_utterance_s,
+        )
+
+    def stream(self) -> StreamConfig:
+        return StreamConfig(interim_interval_s=self.interim_interval_s)
+
+    def bus(self) -> BusConfig:
+        return BusConfig(prefix=self.redis_prefix, call_ttl_s=self.call_ttl_s)
+
+    def gateway(self) -> GatewayConfig:
+        return GatewayConfig(host=self.host, port=self.port, max_frame_bytes=self.max_frame_bytes)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _env_names(f: dataclasses.Field[Any]) -> list[str]:
+    names = [ENV_PREFIX + f.name.upper()]
+    if f.metadata.get("env"):
+        names.append(f.metadata["env"])
+    return names
+
+
+def _converter(tp: Any) -> Any:
+    """The str -> value function for a field's type (Optional unwrapped)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+    if tp is bool:
+        return lambda s: s.strip().lower() in ("1", "true", "yes", "on")
+    return tp
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; unset flags stay None so the environment can fill them."""
+    hints = typing.get_type_hints(Settings)
+    group = parser.add_argument_group("settings (also AGENT_ASSIST_* variables)")
+    for f in dataclasses.fields(Settings):
+        group.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            type=_converter(hints[f.name]),
+            default=None,
+            metavar=f.name.split("_")[-1].upper(),
+            help=f"{f.metadata['help']} (default: {f.default})",
+        )
+
+
+def load(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        flag_value = getattr(args, f.name, None) if args is not None else None
+        if flag_value is not None:
+            values[f.name] = flag_value
+            continue
+        for env in _env_names(f):
+            if env in environ:
+                try:
+                    values[f.name] = _converter(hints[f.name])(environ[env])
+                except ValueError as exc:
+                    raise SystemExit(f"{env}={environ[env]!r}: {exc}") from None
+                break
+    return Settings(**values)
+
+
+def markdown_table() -> str:
+    rows = ["| flag | variable | default | what it sets |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        env = " / ".join(f"`{n}`" for n in _env_names(f))
+        default = "unset" if f.default is None else f"`{f.default}`"
+        rows.append(f"| `{_flag(f.name)}` | {env} | {default} | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"

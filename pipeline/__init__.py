@@ -1,0 +1,1 @@
+"""Streaming worker: decode/resample, VAD, incremental ASR, events, the Redis bus."""

@@ -1,0 +1,189 @@
+"""Redis layout: pub/sub channels for live events, keys for each call's state.
+
+With the default prefix `aa`:
+
+| name                         | kind    | holds |
+|------------------------------|---------|-------|
+| `aa:events`                  | pub/sub | every event of every call |
+| `aa:call:{call_id}:events`   | pub/sub | every event of one call |
+| `aa:calls`                   | pub/sub | call lifecycle: `call_started`, `call_ended` |
+| `aa:call:{call_id}`          | hash    | call metadata, `status`, `last_seq`, newest interims |
+| `aa:call:{call_id}:transcript` | list  | the call's final transcript events, in order (JSON) |
+| `aa:calls:active`            | set     | ids of calls in progress |
+
+A call's keys expire `call_ttl_s` after it ends. A panel that joins late subscribes first, then
+reads the stored state, and skips live events whose `seq` it has already seen (`follow_call`).
+
+Redis failures never reach the call: they are logged, counted, and the event still goes to the
+ingest socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from pipeline import metrics
+from pipeline.events import call_message, dumps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    prefix: str = "aa"
+    call_ttl_s: int = 3600
+
+
+def connect(url: str) -> Redis:
+    """A client that retries dropped connections with jittered backoff."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        health_check_interval=15,
+    )
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.events = f"{prefix}:events"
+        self.calls = f"{prefix}:calls"
+        self.active = f"{prefix}:calls:active"
+
+    def call(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}"
+
+    def transcript(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}:transcript"
+
+    def call_events(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}:events"
+
+
+class RedisBus:
+    def __init__(self, redis: Redis, config: BusConfig) -> None:
+        self.redis = redis
+        self.config = config
+        self.keys = Keys(config.prefix)
+
+    async def call_started(self, call_id: str, agent_id: str, **meta: Any) -> None:
+        k = self.keys
+        fields = {"call_id": call_id, "agent_id": agent_id, "status": "active", "last_seq": 0}
+        fields |= {"started_at": time.time(), **meta}
+        msg = dumps(call_message("call_started", call_id, agent_id=agent_id, **meta))
+        async with self._guard("call_started"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(k.call(call_id), k.transcript(call_id))
+            pipe.hset(k.call(call_id), mapping={f: str(v) for f, v in fields.items()})
+            pipe.sadd(k.active, call_id)
+            pipe.publish(k.calls, msg)
+            await pipe.execute()
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        k = self.keys
+        call_id = event["call_id"]
+        msg = dumps(event)
+        async with self._guard("publish"):
+            pipe = self.redis.pipeline(transaction=True)
+            if event.get("type") == "transcript":
+                if event["final"]:
+                    pipe.rpush(k.transcript(call_id), msg)
+                    pipe.hdel(k.call(call_id), f"interim:{event['channel']}")
+                else:
+                    pipe.hset(k.call(call_id), f"interim:{event['channel']}", msg)
+            pipe.hset(k.call(call_id), "last_seq", event["seq"])
+            pipe.publish(k.call_events(call_id), msg)
+            pipe.publish(k.events, msg)
+            await pipe.execute()
+
+    async def call_ended(self, call_id: str, **summary: Any) -> None:
+        k = self.keys
+        ttl = self.config.call_ttl_s
+        msg = dumps(call_message("call_ended", call_id, **summary))
+        fields: dict[str | bytes, str] = {"status": "ended", "ended_at": str(time.time())}
+        fields |= {f: str(v) for f, v in summary.items()}
+        async with self._guard("call_ended"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(k.call(call_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.srem(k.active, call_id)
+            pipe.expire(k.call(call_id), ttl)
+            pipe.expire(k.transcript(call_id), ttl)
+            pipe.publish(k.calls, msg)
+            await pipe.execute()
+
+    def _guard(self, op: str) -> _Guard:
+        return _Guard(op)
+
+
+class _Guard:
+    """Swallow, log and count a Redis failure: a call never fails because Redis did."""
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, RedisError | OSError):
+            metrics.BUS_ERRORS.labels(self.op).inc()
+            log.warning("redis %s failed: %s", self.op, exc)
+            return True
+        return False
+
+
+async def call_state(
+    redis: Redis, keys: Keys, call_id: str
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A call's stored metadata and its final transcript events so far."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.hgetall(keys.call(call_id))
+    pipe.lrange(keys.transcript(call_id), 0, -1)
+    meta, finals = await pipe.execute()
+    return meta, [json.loads(f) for f in finals]
+
+
+async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[dict[str, Any]]:
+    """Every final so far, then live events, each exactly once, for a subscriber joining late.
+
+    Ends after the call's `call_ended` message.
+    """
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.call_events(call_id), keys.calls)
+    try:
+        meta, finals = await call_state(redis, keys, call_id)
+        seen = 0
+        for event in finals:
+            seen = max(seen, event["seq"])
+            yield event
+        if meta.get("status") == "ended":
+            return
+        async for message in pubsub.listen():
+            if message["type"] != "message":
+                continue
+            data = json.loads(message["data"])
+            if message["channel"] == keys.calls:
+                if data["type"] == "call_ended" and data["call_id"] == call_id:
+                    return
+                continue
+            if data["seq"] > seen:
+                seen = data["seq"]
+                yield data
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

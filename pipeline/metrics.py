@@ -1,0 +1,45 @@
+"""Every Prometheus metric of the process, in one place. Labels are bounded: never a call id."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+ACTIVE_CALLS = Gauge("agent_assist_active_calls", "Calls currently streaming")
+CALLS = Counter("agent_assist_calls_total", "Calls accepted")
+AUDIO_SECONDS = Counter(
+    "agent_assist_audio_seconds_total", "Seconds of call audio received", ["channel"]
+)
+UTTERANCES = Counter("agent_assist_utterances_total", "Utterances found by the VAD", ["channel"])
+TRANSCRIPTS = Counter(
+    "agent_assist_transcripts_total", "Transcript events emitted", ["channel", "kind"]
+)
+FINAL_LATENCY = Histogram(
+    "agent_assist_final_latency_seconds",
+    "From the arrival of an utterance's last audio to its final transcript being emitted",
+    buckets=LATENCY_BUCKETS,
+)
+FIRST_INTERIM_LATENCY = Histogram(
+    "agent_assist_first_interim_latency_seconds",
+    "From the arrival of an utterance's first audio to its first interim transcript",
+    buckets=LATENCY_BUCKETS,
+)
+ASR_SECONDS = Histogram(
+    "agent_assist_asr_inference_seconds", "Time in one ASR pass", ["kind"], buckets=LATENCY_BUCKETS
+)
+ASR_AUDIO_SECONDS = Counter(
+    "agent_assist_asr_audio_seconds_total", "Seconds of audio run through ASR passes", ["kind"]
+)
+ASR_QUEUE_DEPTH = Gauge("agent_assist_asr_queue_depth", "Requests waiting for the model", ["lane"])
+INTERIMS_SHED = Counter(
+    "agent_assist_interims_shed_total", "Interim passes dropped under load", ["reason"]
+)
+PROTOCOL_ERRORS = Counter(
+    "agent_assist_protocol_errors_total", "Ingest connections closed for bad input", ["kind"]
+)
+DISCONNECTS = Counter(
+    "agent_assist_client_disconnects_total", "Calls whose client vanished without a stop"
+)
+BUS_ERRORS = Counter("agent_assist_bus_errors_total", "Failed Redis operations", ["op"])
+ERRORS = Counter("agent_assist_errors_total", "Internal errors by kind", ["kind"])

@@ -1,0 +1,135 @@
+"""One call, wired: interleaved audio -> per channel (resample -> VAD -> transcription) -> events.
+
+    bytes --decode--> (frames, 2) int16
+        channel 0 customer --Resampler--> VadSegmenter --> ChannelStream --\\
+        channel 1 agent    --Resampler--> VadSegmenter --> ChannelStream ----> sink(event)
+
+The session numbers events (`seq`) and hands them to its sink, which publishes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipeline import metrics
+from pipeline.asr import ModelOwner
+from pipeline.audio import PCM, Channel, Encoding, Resampler, decode_interleaved
+from pipeline.events import TranscriptEvent
+from pipeline.stream import ChannelStream, StreamConfig
+from pipeline.vad import VadConfig, VadSegmenter
+
+Sink = Callable[[TranscriptEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: str
+    agent_id: str
+    sample_rate: int
+    encoding: Encoding
+    channels: int = 2
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one interleaved sample frame (all channels)."""
+        return self.channels * self.encoding.sample_width
+
+
+class _ChannelPipe:
+    def __init__(self, info: CallInfo, channel: Channel, vad: VadConfig, stream: ChannelStream):
+        self.channel = channel
+        self.resampler = Resampler(info.sample_rate)
+        self.vad = VadSegmenter(vad)
+        self.stream = stream
+
+    async def push(self, pcm: PCM, last: bool = False) -> None:
+        out = self.resampler.push(pcm, last=last)
+        events = self.vad.push(out)
+        if last:
+            events += self.vad.flush()
+        await self.stream.push(events, self.resampler.samples_out, time.monotonic())
+
+
+class CallSession:
+    """Use as `async with CallSession(...) as s: await s.feed(payload) ...; await s.finish()`."""
+
+    def __init__(
+        self,
+        info: CallInfo,
+        owner: ModelOwner,
+        sink: Sink,
+        vad: VadConfig | None = None,
+        stream: StreamConfig | None = None,
+    ) -> None:
+        self.info = info
+        self._owner = owner
+        self._sink = sink
+        self._vad = vad or VadConfig()
+        self._stream_config = stream or StreamConfig()
+        self._tasks = asyncio.TaskGroup()
+        self._pipes: list[_ChannelPipe] = []
+        self._seq = 0
+        self._emit_lock = asyncio.Lock()
+        self.samples_in = 0
+        self.finished = False
+
+    async def __aenter__(self) -> CallSession:
+        await self._tasks.__aenter__()
+        self._pipes = [
+            _ChannelPipe(
+                self.info,
+                channel,
+                self._vad,
+                ChannelStream(
+                    self.info.call_id,
+                    channel,
+                    self._owner,
+                    self._stream_config,
+                    self._emit,
+                    self._tasks,
+                ),
+            )
+            for channel in Channel
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self.finished and exc[0] is None:
+            await self.finish()
+        await self._tasks.__aexit__(*exc)  # type: ignore[arg-type]
+
+    @property
+    def duration(self) -> float:
+        return self.samples_in / self.info.sample_rate
+
+    async def feed(self, payload: bytes) -> None:
+        """Whole interleaved frames of the call's encoding (the gateway checks the length)."""
+        frames = decode_interleaved(payload, self.info.encoding, self.info.channels)
+        self.samples_in += len(frames)
+        for pipe in self._pipes:
+            metrics.AUDIO_SECONDS.labels(pipe.channel.label).inc(
+                len(frames) / self.info.sample_rate
+            )
+            await pipe.push(frames[:, pipe.channel.value].copy())
+
+    async def finish(self) -> None:
+        """End of audio: close utterances in progress and wait for every final."""
+        if self.finished:
+            return
+        self.finished = True
+        for pipe in self._pipes:
+            await pipe.push(np.zeros(0, dtype=np.int16), last=True)
+        for pipe in self._pipes:
+            await pipe.stream.close()
+
+    async def _emit(self, event: TranscriptEvent) -> None:
+        async with self._emit_lock:  # sinks see events in `seq` order
+            self._seq += 1
+            kind = "final" if event.final else "interim"
+            metrics.TRANSCRIPTS.labels(event.channel.label, kind).inc()
+            await self._sink(replace(event, seq=self._seq))
