@@ -1,0 +1,96 @@
+"""Shared fixtures: one real service (embedded redis-server, whisper base, gateway on port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import wave
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from agent_assist.app import Service
+from agent_assist.cli import sample_call
+from agent_assist.settings import Settings
+from pipeline.bus import Keys
+
+SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(port=0, redis_url=None, call_ttl_s=600, log_level="INFO")
+
+
+@pytest.fixture(scope="session")
+async def service(settings: Settings) -> AsyncIterator[Service]:
+    async with Service(settings) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.redis_prefix)
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return sample_call()
+
+
+def script_lines() -> list[tuple[str, str]]:
+    """(speaker, text) of the sample call's script, in order."""
+    out = []
+    for line in (SAMPLES / "sample_call.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            speaker, _tone, text = line.split("\t")
+            out.append((speaker, text))
+    return out
+
+
+def timeline() -> list[tuple[str, float, float]]:
+    rows = []
+    for line in (SAMPLES / "sample_call.timeline.tsv").read_text().splitlines():
+        speaker, start, end, _text = line.split("\t")
+        rows.append((speaker, float(start), float(end)))
+    return rows
+
+
+_PUNCT = re.compile(r"[^a-z' ]+")
+
+
+def normalize(text: str) -> str:
+    text = text.lower().replace("-", " ")
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return float(jiwer.wer(normalize(reference), normalize(hypothesis)))
+
+
+def stereo_wav(customer: np.ndarray, agent: np.ndarray, rate: int = 8000) -> bytes:
+    """A 16-bit stereo WAV file's bytes from two mono int16 tracks."""
+    n = max(len(customer), len(agent))
+    frames = np.zeros((n, 2), dtype="<i2")
+    frames[: len(customer), 0] = customer
+    frames[: len(agent), 1] = agent
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames.tobytes())
+    return buf.getvalue()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll a condition instead of sleeping a fixed time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
