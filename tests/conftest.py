@@ -87,9 +87,9 @@ def stereo_wav(customer: np.ndarray, agent: np.ndarray, rate: int = 8000) -> byt
     return buf.getvalue()
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+async def wait_for(predicate: Callable[[], bool], within: float = 30.0) -> None:
     """Poll a condition instead of sleeping a fixed time."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")

@@ -68,7 +68,7 @@ def test_final_without_committed_words_is_the_final_pass():
 
 
 hypotheses = st.lists(
-    st.lists(st.sampled_from(VOCAB + ["Cancel,", "My"]), min_size=0, max_size=12),
+    st.lists(st.sampled_from([*VOCAB, "Cancel,", "My"]), min_size=0, max_size=12),
     min_size=1,
     max_size=15,
 )

@@ -46,7 +46,7 @@ def test_tiny_en_comes_from_its_package():
 
 
 def test_directory_and_hub_names(tmp_path):
-    with pytest.raises(ModelError, match="model.bin"):
+    with pytest.raises(ModelError, match=r"model\.bin"):
         resolve_model(str(tmp_path))
     (tmp_path / "model.bin").write_bytes(b"x")
     assert resolve_model(str(tmp_path)) == str(tmp_path)

@@ -1,5 +1,7 @@
 """The VAD segmenter, driven frame by frame with a deterministic classifier, then with webrtcvad."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -90,7 +92,7 @@ def test_long_speech_is_cut_at_max_utterance():
     assert len(spans) >= 3
     assert all(e - s <= int(1.5 * RATE) + FRAME for s, e, _ in spans)
     assert sum(ev.forced for ev in events if ev.kind is VadEventKind.END) == len(spans) - 1
-    for (_, e1, _), (s2, _, _) in zip(spans, spans[1:], strict=False):
+    for (_, e1, _), (s2, _, _) in itertools.pairwise(spans):
         assert e1 == s2  # nothing lost at a cut
 
 
