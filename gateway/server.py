@@ -206,14 +206,13 @@ class Gateway:
                 await self._refuse(ws, error, info.call_id)
                 await session.finish()
             else:
-                # keep reading while the finals are worked out: audio after stop is an error
-                watcher = asyncio.create_task(self._after_stop(ws, info.call_id))
-                try:
-                    await session.finish()
-                finally:
-                    watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
+                # Keep reading while the finals are worked out: anything after stop is an error.
+                after_stop = asyncio.create_task(ws.recv())
+                await session.finish()
+                error = _late_message(after_stop)
+                if error is not None:
+                    ended = "error"
+                    await self._refuse(ws, error, info.call_id)
 
         await self._bus.call_ended(
             info.call_id, duration=round(session.duration, 3), finals=finals, ended=ended
@@ -239,14 +238,6 @@ class Gateway:
                 )
                 await ws.close(CloseCode.NORMAL, "call stopped")
 
-    async def _after_stop(self, ws: ServerConnection, call_id: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            message = await ws.recv()
-            kind = "audio_after_stop" if isinstance(message, bytes) else "message_after_stop"
-            await self._refuse(
-                ws, ProtocolError(CloseCode.CONFLICT, kind, "nothing may follow stop"), call_id
-            )
-
     async def _refuse(self, ws: ServerConnection, err: ProtocolError, call_id: str | None) -> None:
         metrics.PROTOCOL_ERRORS.labels(err.kind).inc()
         log.warning(
@@ -259,3 +250,14 @@ class Gateway:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(err.message()))
             await ws.close(err.code, err.reason)
+
+
+def _late_message(reader: asyncio.Task[str | bytes]) -> ProtocolError | None:
+    """What a read started after `stop` found: a protocol error, or None (nothing, or closed)."""
+    if not reader.done():
+        reader.cancel()  # safe with websockets: no message is lost
+        return None
+    if reader.cancelled() or reader.exception() is not None:
+        return None
+    kind = "audio_after_stop" if isinstance(reader.result(), bytes) else "message_after_stop"
+    return ProtocolError(CloseCode.CONFLICT, kind, "nothing may follow stop")
