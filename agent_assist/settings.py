@@ -51,7 +51,7 @@ class Settings:
     cpu_threads: int = _opt(1, "CPU threads per ASR pass")
     language: str = _opt("en", "Spoken language code; empty detects it per utterance")
     beam_size: int = _opt(5, "Beam size of final passes")
-    interim_beam_size: int = _opt(1, "Beam size of interim passes")
+    interim_beam_size: int = _opt(5, "Beam size of interim passes")
     no_speech_threshold: float = _opt(
         0.6, "Drop a segment whose no-speech probability is above this (and log-prob low)"
     )
@@ -62,7 +62,7 @@ class Settings:
     vad_aggressiveness: int = _opt(2, "webrtcvad mode, 0 (keeps most) to 3 (filters most)")
     vad_min_speech_ms: int = _opt(150, "Voiced audio needed to start an utterance")
     vad_hangover_ms: int = _opt(500, "Silence that ends an utterance")
-    vad_pad_ms: int = _opt(200, "Audio kept before and after the voiced part of an utterance")
+    vad_pad_ms: int = _opt(300, "Audio kept before and after the voiced part of an utterance")
     max_utterance_s: float = _opt(20.0, "Longest utterance before it is cut")
     max_frame_bytes: int = _opt(65536, "Largest binary audio frame accepted")
     log_level: str = _opt("INFO", "Logging level")

@@ -47,7 +47,7 @@ class AsrConfig:
     workers: int = 2  # inferences that run at once
     language: str | None = "en"
     beam_size: int = 5  # finals
-    interim_beam_size: int = 1
+    interim_beam_size: int = 5  # the encoder dominates; greedy interims commit worse words
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -118,8 +118,7 @@ class WhisperEngine:
             no_speech_threshold=c.no_speech_threshold,
             log_prob_threshold=c.log_prob_threshold,
             compression_ratio_threshold=c.compression_ratio_threshold,
-            word_timestamps=final,
-            without_timestamps=not final,
+            word_timestamps=final,  # interims decode as finals do, only without the alignment
             vad_filter=False,  # the pipeline's VAD already gates what reaches the model
         )
         words: list[Word] = []

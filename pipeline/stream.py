@@ -132,6 +132,10 @@ class ChannelStream:
             result = await self._owner.transcribe(
                 PassKind.INTERIM, (self.call_id, self.channel.label), audio
             )
+        except Exception:  # an interim is best effort: never let it end the call
+            log.exception("interim pass failed", extra={"call_id": self.call_id})
+            metrics.ERRORS.labels("interim").inc()
+            return
         finally:
             utt.interim_running = False
         if result is None or utt.end_sample is not None:

@@ -30,7 +30,7 @@ class VadConfig:
     aggressiveness: int = 2  # webrtcvad mode 0 (least) .. 3 (most aggressive filtering)
     min_speech_ms: int = 150
     hangover_ms: int = 500
-    pad_ms: int = 200
+    pad_ms: int = 300
     max_utterance_s: float = 20.0
 
     def __post_init__(self) -> None:

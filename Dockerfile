@@ -1,0 +1,27 @@
+# CPU image of the gateway and streaming worker in one process.
+#   docker build -t agent-assist .
+#   docker run -p 8080:8080 -e REDIS_URL=redis://redis:6379/0 agent-assist
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    XDG_CACHE_HOME=/var/cache/agent-assist
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY agent_assist ./agent_assist
+COPY pipeline ./pipeline
+COPY gateway ./gateway
+COPY coach_ui ./coach_ui
+
+RUN pip install . \
+    && agent-assist model \
+    && useradd --system --home /app agent \
+    && chown -R agent /var/cache/agent-assist
+
+USER agent
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+ENTRYPOINT ["agent-assist"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

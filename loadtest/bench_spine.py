@@ -1,0 +1,341 @@
+"""Benchmark of the transcription spine. Prints figures; asserts nothing.
+
+1. WER, streaming vs whole file: the Debian package asterisk-core-sounds-en-wav (real 8 kHz
+   telephone prompts, with the transcripts the package ships). Each prompt is streamed through
+   the gateway as the customer channel of its own call; the same model also transcribes each file
+   whole, with the same decoding settings.
+2. Latency and capacity: N simultaneous calls, each replaying the sample call at real-time pace
+   (staggered starts), against a separate `agent-assist serve` process. Reports end of speech ->
+   final and start of speech -> first interim (p50, p95) as the clients see them, for N = 1, 2, ...
+   until a step falls behind (p95 final latency over the target, or a final missing).
+
+    python -m loadtest.bench_spine [--part wer|latency|all] [--limit N] [--target 2.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+
+from agent_assist.cli import sample_call
+from agent_assist.replay import Received, replay
+from pipeline.asr import AsrConfig, PassKind, WhisperEngine
+from pipeline.audio import Resampler
+
+SOUNDS = Path("/usr/share/asterisk/sounds/en")
+TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# --- text normalisation for WER ----------------------------------------------------------------
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def number_words(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + (" " + number_words(rest) if rest else "")
+    rest = n % 1000
+    return number_words(n // 1000) + " thousand" + (" " + number_words(rest) if rest else "")
+
+
+def normalize(text: str) -> str:
+    text = text.lower().replace("-", " ").replace("%", " percent")
+    text = re.sub(r"(\d),(\d)", r"\1\2", text)
+    text = re.sub(r"\d+", lambda m: " " + number_words(int(m.group())) + " ", text)
+    text = re.sub(r"[^a-z' ]+", " ", text)
+    return " ".join(w.strip("'") for w in text.split())
+
+
+def prompts(limit: int | None) -> list[tuple[Path, str]]:
+    """(wav, transcript) of top-level prompts that have speech and a file."""
+    out = []
+    with gzip.open(TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as listing:
+        lines = list(listing)
+    for line in lines:
+        name, sep, text = line.partition(":")
+        if not sep or line.startswith(";") or "/" in name or "[" in text:
+            continue
+        path = SOUNDS / f"{name.strip()}.wav"
+        if path.is_file() and normalize(text):
+            out.append((path, text.strip()))
+    out.sort()
+    return out[:limit] if limit else out
+
+
+def read_mono(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 8000
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def as_call(pcm: np.ndarray, lead: float = 0.5, tail: float = 1.0) -> bytes:
+    """A stereo 8 kHz WAV: the prompt on the customer channel, silence on the agent's."""
+    pad = lambda s: np.zeros(int(s * 8000), dtype=np.int16)  # noqa: E731
+    customer = np.concatenate([pad(lead), pcm, pad(tail)])
+    frames = np.zeros((len(customer), 2), dtype="<i2")
+    frames[:, 0] = customer
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(frames.tobytes())
+    return buf.getvalue()
+
+
+# --- a server in its own process ---------------------------------------------------------------
+@contextlib.contextmanager
+def server(extra: list[str]) -> Any:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"AGENT_ASSIST_LOG_LEVEL": "WARNING"}
+    env.pop("REDIS_URL", None)
+    cmd = [sys.executable, "-m", "agent_assist.cli", "serve", "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server did not start") from None
+                time.sleep(0.2)
+        yield f"ws://127.0.0.1:{port}/v1/stream", port
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def scrape(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+# --- part 1: WER -------------------------------------------------------------------------------
+async def stream_prompts(
+    url: str, items: list[tuple[Path, str]], speed: float, concurrency: int, tmp: Path
+) -> list[str]:
+    sem = asyncio.Semaphore(concurrency)
+    out = [""] * len(items)
+
+    async def one(i: int, path: Path) -> None:
+        async with sem:
+            wav = tmp / f"{i}.wav"
+            wav.write_bytes(as_call(read_mono(path)))
+            result = await replay(wav, url, speed, call_id=f"wer-{i}")
+            finals = [e for e in result.events if e["final"] and e["channel"] == "customer"]
+            out[i] = " ".join(e["text"] for e in finals)
+
+    await asyncio.gather(*(one(i, p) for i, (p, _) in enumerate(items)))
+    return out
+
+
+def whole_file(items: list[tuple[Path, str]], model: str) -> list[str]:
+    engine = WhisperEngine(AsrConfig(model=model, workers=1, cpu_threads=2))
+    out = []
+    for path, _ in items:
+        r = Resampler(8000)
+        pcm = np.concatenate([r.push(read_mono(path)), r.flush()])
+        out.append(engine.transcribe(pcm.astype(np.float32) / 32768, PassKind.FINAL).text)
+    return out
+
+
+def part_wer(args: argparse.Namespace) -> dict[str, Any]:
+    items = prompts(args.limit)
+    refs = [normalize(t) for _, t in items]
+    total = sum(len(read_mono(p)) for p, _ in items) / 8000
+    print(f"WER: {len(items)} asterisk prompts, {total:.0f} s of real 8 kHz telephone speech")
+    t0 = time.monotonic()
+    whole = whole_file(items, args.model)
+    print(f"  whole file done in {time.monotonic() - t0:.0f} s")
+    tmp = RESULTS / "wer-wavs"
+    tmp.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with server(["--model", args.model]) as (url, _):
+        streamed = asyncio.run(
+            stream_prompts(url, items, args.wer_speed, args.wer_concurrency, tmp)
+        )
+    print(f"  streaming done in {time.monotonic() - t0:.0f} s")
+    w_whole = jiwer.wer(refs, [normalize(h) for h in whole])
+    w_stream = jiwer.wer(refs, [normalize(h) for h in streamed])
+    diffs = [
+        {"file": p.name, "reference": t, "whole": w, "streamed": s}
+        for (p, t), w, s in zip(items, whole, streamed, strict=True)
+        if normalize(w) != normalize(s)
+    ]
+    print(f"  whole-file WER  {100 * w_whole:.2f} %")
+    print(
+        f"  streaming WER   {100 * w_stream:.2f} %   "
+        f"(difference {100 * (w_stream - w_whole):+.2f} points)"
+    )
+    print(f"  prompts whose two transcripts differ: {len(diffs)}")
+    return {
+        "prompts": len(items),
+        "audio_s": round(total, 1),
+        "model": args.model,
+        "wer_whole": w_whole,
+        "wer_streaming": w_stream,
+        "stream_speed": args.wer_speed,
+        "differences": diffs,
+    }
+
+
+# --- part 2: latency and capacity --------------------------------------------------------------
+async def run_calls(url: str, n: int, stagger: float) -> list[list[Received]]:
+    path = sample_call()
+
+    async def one(i: int) -> list[Received]:
+        await asyncio.sleep(i * stagger)
+        result = await replay(path, url, 1.0, call_id=f"load-{n}-{i}")
+        return result.received
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def part_latency(args: argparse.Namespace) -> dict[str, Any]:
+    script = sample_call().with_suffix(".txt").read_text().splitlines()
+    expected_finals = sum(1 for line in script if line and not line.startswith("#"))
+    rows = []
+    print(
+        "Latency: N simultaneous real-time calls of the 72 s sample call "
+        f"(target p95 final <= {args.target} s)"
+    )
+    print(
+        f"  {'calls':>5} {'final p50':>10} {'final p95':>10} {'1st interim p50':>16} {'p95':>7} "
+        f"{'finals':>8} {'shed':>6} {'ok':>4}"
+    )
+    with server(["--model", args.model]) as (url, port):
+        for n in range(1, args.max_calls + 1):
+            shed0 = scrape(port, "agent_assist_interims_shed_total")
+            received = asyncio.run(run_calls(url, n, args.stagger))
+            shed = scrape(port, "agent_assist_interims_shed_total") - shed0
+            finals, firsts = [], []
+            got_finals = 0
+            for call in received:
+                seen: set[tuple[str, int]] = set()
+                for r in call:
+                    e = r.event
+                    if e.get("type") != "transcript" or r.latency is None:
+                        continue
+                    key = (e["channel"], e["utterance"])
+                    if e["final"]:
+                        got_finals += 1
+                        finals.append(r.latency)
+                    elif key not in seen:
+                        seen.add(key)
+                        firsts.append(r.latency)
+            ok = pct(finals, 0.95) <= args.target and got_finals == n * expected_finals
+            row = {
+                "calls": n,
+                "final_p50": pct(finals, 0.5),
+                "final_p95": pct(finals, 0.95),
+                "first_interim_p50": pct(firsts, 0.5),
+                "first_interim_p95": pct(firsts, 0.95),
+                "finals": got_finals,
+                "finals_expected": n * expected_finals,
+                "interims_shed": shed,
+                "ok": ok,
+            }
+            rows.append(row)
+            print(
+                f"  {n:>5} {row['final_p50']:>9.2f}s {row['final_p95']:>9.2f}s "
+                f"{row['first_interim_p50']:>15.2f}s {row['first_interim_p95']:>6.2f}s "
+                f"{got_finals:>4}/{n * expected_finals:<3} {shed:>6.0f} {'yes' if ok else 'no':>4}"
+            )
+            if not ok:
+                break
+    sustained = max((r["calls"] for r in rows if r["ok"]), default=0)
+    print(f"  largest number of real-time calls sustained: {sustained}")
+    return {
+        "target_s": args.target,
+        "rows": rows,
+        "sustained_calls": sustained,
+        "model": args.model,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--part", choices=["wer", "latency", "all"], default="all")
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
+    parser.add_argument("--wer-speed", type=float, default=2.0, help="replay speed of the prompts")
+    parser.add_argument("--wer-concurrency", type=int, default=2)
+    parser.add_argument("--target", type=float, default=2.0, help="p95 final latency target, s")
+    parser.add_argument("--max-calls", type=int, default=8)
+    parser.add_argument("--stagger", type=float, default=2.3, help="seconds between call starts")
+    args = parser.parse_args()
+    if not TRANSCRIPTS.exists() and args.part != "latency":
+        sys.exit("needs the Debian package asterisk-core-sounds-en-wav (make bench installs it)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
+    if args.part in ("wer", "all"):
+        report["wer"] = part_wer(args)
+    if args.part in ("latency", "all"):
+        report["latency"] = part_latency(args)
+    out = RESULTS / f"spine-{args.part}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main()
