@@ -13,7 +13,7 @@ from agent_assist.replay import replay
 from pipeline.bus import call_state, follow_call
 from tests.conftest import script_lines, wer
 
-SPEED = 3.0
+SPEED = 1.0  # real time: interims are judged under the pacing they are built for
 CALL_ID = "e2e-sample"
 
 
