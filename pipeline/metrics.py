@@ -43,3 +43,30 @@ DISCONNECTS = Counter(
 )
 BUS_ERRORS = Counter("agent_assist_bus_errors_total", "Failed Redis operations", ["op"])
 ERRORS = Counter("agent_assist_errors_total", "Internal errors by kind", ["kind"])
+OWNER_QUEUE_DEPTH = Gauge(
+    "agent_assist_owner_queue_depth", "Requests waiting for a batching model owner", ["owner"]
+)
+OWNER_BATCH_SIZE = Histogram(
+    "agent_assist_owner_batch_size",
+    "Requests run together in one batch by a model owner",
+    ["owner"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+OWNER_BATCH_SECONDS = Histogram(
+    "agent_assist_owner_batch_seconds",
+    "Time a model owner spends on one batch",
+    ["owner"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+MOOD_SECONDS = Histogram(
+    "agent_assist_mood_seconds",
+    "Time added to an utterance by a mood stage (sentiment, prosody), from its final transcript",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+)
+SIGNALS = Counter(
+    "agent_assist_signals_total", "Conversation signals raised (talk-over, dead air)", ["kind"]
+)
+FRUSTRATION_ONSETS = Counter(
+    "agent_assist_frustration_onsets_total", "Customers whose frustration crossed the threshold"
+)

