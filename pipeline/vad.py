@@ -53,7 +53,8 @@ class VadEvent:
     kind: VadEventKind
     sample: int
     pcm: PCM | None = None
-    forced: bool = False  # END because the utterance reached max_utterance_s
+    forced: bool = False  # END (and the START after it) because of max_utterance_s
+    voiced: int = 0  # START: first voiced sample; END: end of the last voiced frame
 
 
 class _State(enum.Enum):
@@ -101,6 +102,11 @@ class VadSegmenter:
         return self._state is _State.SPEECH
 
     @property
+    def voiced_until(self) -> int:
+        """End of the last voiced frame seen (of the utterance in progress, while in speech)."""
+        return self._last_voiced_end
+
+    @property
     def position(self) -> int:
         """Samples consumed into whole frames so far."""
         return self._pos
@@ -121,7 +127,9 @@ class VadSegmenter:
             tail = self._pending
             if len(tail):
                 events.append(VadEvent(VadEventKind.AUDIO, self._pos, tail.copy()))
-            events.append(VadEvent(VadEventKind.END, self._pos + len(tail)))
+            events.append(
+                VadEvent(VadEventKind.END, self._pos + len(tail), voiced=self._last_voiced_end)
+            )
             self._state = _State.SILENCE
         self._pending = np.zeros(0, dtype=np.int16)
         return events
@@ -157,17 +165,21 @@ class VadSegmenter:
             self._emit_audio(events)
             if self._silent_run >= self._hangover:
                 end = min(self._last_voiced_end + self._pad, self._pos)
-                events.append(VadEvent(VadEventKind.END, end))
+                events.append(VadEvent(VadEventKind.END, end, voiced=self._last_voiced_end))
                 self._state = _State.SILENCE
             elif self._pos - self._utt_start >= self._max_len:
-                events.append(VadEvent(VadEventKind.END, self._pos, forced=True))
-                self._begin(self._pos, events, voiced)
+                events.append(
+                    VadEvent(VadEventKind.END, self._pos, forced=True, voiced=self._last_voiced_end)
+                )
+                self._begin(self._pos, events, voiced, forced=True)
             return
 
         if self._state is _State.PENDING and self._voiced >= self._min_voiced:
             self._begin(max(self._candidate_start - self._pad, self._history_start), events, True)
 
-    def _begin(self, utt_start: int, events: list[VadEvent], voiced: bool) -> None:
+    def _begin(
+        self, utt_start: int, events: list[VadEvent], voiced: bool, forced: bool = False
+    ) -> None:
         if not voiced:  # a forced cut landed on silence: wait for the next voiced frames
             self._state = _State.SILENCE
             return
@@ -175,7 +187,8 @@ class VadSegmenter:
         self._utt_start = utt_start
         self._emitted_to = utt_start
         self._silent_run = 0
-        events.append(VadEvent(VadEventKind.START, utt_start))
+        first_voiced = utt_start if forced else self._candidate_start
+        events.append(VadEvent(VadEventKind.START, utt_start, forced=forced, voiced=first_voiced))
         self._emit_audio(events)
 
     def _emit_audio(self, events: list[VadEvent]) -> None:

@@ -1,0 +1,318 @@
+"""The customer's frustration score: an explainable fusion of evidence, with hysteresis.
+
+Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_life_s`):
+
+- **sentiment** `S`: the recent negativity of the customer's turns, a weighted mean of
+  `max(0, P(negative) - P(positive))` per turn. A turn's weight halves with every later customer
+  turn and with every `half_life_s` of age, and the mean starts from one neutral pseudo-turn
+  before the customer's first (its weight halves per turn too). So the last two turns dominate:
+  one negative remark leaves the score elevated, even as the customer's first words; two in a
+  row make it high; a positive turn dilutes the negativity without cancelling it, so a new
+  complaint after a fix shows again quickly.
+- **arousal** `A`: the same weighted mean over the customer's arousal (prosody against their own
+  baseline; turns spent learning the baseline do not count).
+- **cues** `C`: phrases that signal frustration whatever the tone: an escalation request (0.7),
+  cancellation intent (0.7), a repeated contact (0.5); combined as `1 - prod(1 - w_i * decay_i)`.
+- **conversation** `V`: the customer talking over the agent (0.3 each) and dead air the customer
+  is left in (0.15 each), combined the same way.
+
+    score = 1 - (1 - 0.85 S) (1 - 0.85 A) (1 - C) (1 - V)
+
+Words are only as good as their transcript: a turn's negativity and its cues count in proportion
+to the recognizer's confidence in its words, `clip((mean word probability - 0.5) / 0.3, 0, 1)`
+(a garbled turn, mean probability 0.6, counts a third; a clean one, 0.8 or more, fully).
+
+Any one strong kind can raise the score alone (angry words in a calm voice; a raised voice with
+polite words); weak evidence of several kinds adds up. A clearly positive customer turn
+(sentiment score at least 0.5, "okay, thank you, i really appreciate that") halves all the
+evidence gathered before it: the matter was resolved.
+
+Hysteresis: frustration becomes *active* when the score reaches `on` (0.6) and stays active until
+it falls below `off` (0.4), so it does not flicker. The update that makes it active is an
+*onset*. Levels: low (< off), elevated, high (>= on). Every update carries its reasons: each
+kind's contribution with the turns, phrases and signals behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.sentiment import Sentiment
+
+SENTIMENT_WEIGHT = 0.85
+AROUSAL_WEIGHT = 0.85
+RESOLVED_SCORE = 0.5  # a customer turn at least this positive halves the cues and signals
+
+# A cue right after a negation ("i don't want to cancel my account") does not count.
+_NEGATION = re.compile(r"\b(not|no|never|don't|do not|won't|wouldn't|no need to)\b[\w' ]{0,16}$")
+CUES: dict[str, tuple[float, re.Pattern[str]]] = {
+    "escalation": (
+        0.7,
+        re.compile(
+            r"\b(speak|talk)(ing)? (to|with) (a |an |your |the |someone'?s? )?"
+            r"(manager|supervisor|superior|boss|someone (else|senior|in charge))"
+            r"|\b(get|put|transfer) me (to|through to) (a |your |the )?(manager|supervisor)"
+            r"|\bescalate (this|it|my)|\b(file|make|lodge) a (formal )?complaint"
+        ),
+    ),
+    "cancellation": (
+        0.7,
+        re.compile(
+            r"\b(cancel|close|terminate|end) (my|the|this|our) "
+            r"(whole )?(contract|account|subscription|service|membership|policy|plan|line)"
+            r"|\b(switch|switching|go|going|move|moving) (over )?to (a |another |your )?"
+            r"(competitor|different (provider|company|bank|carrier))"
+            r"|\b(i'm|i am) (leaving|done with you|taking my business)"
+        ),
+    ),
+    "repeat_contact": (
+        0.5,
+        re.compile(
+            r"\b(second|third|fourth|fifth|sixth|tenth|\d+(st|nd|rd|th)) time\b"
+            r"|\b(already|keep|kept) (called|calling|told|explained|gave|given|giving|been through)"
+            r"|\bcalled (you |in )?(before|again|already|(\w+ )?times)"
+            r"|\bevery (single )?time i call|\bi (have|'ve) been (calling|on the phone) (for|all)"
+            r"|\b(chased|chasing|followed up on) (this|it|them|you)"
+            r"|\bnobody (ever )?(calls|called|rings|rang|gets|got|emails|emailed) (me |us )?back"
+            r"|\b(transferred|passed around|put on hold) (twice|again|three times|all day)"
+            r"|\b(explain|explained|repeat|repeated) (everything|it all|this|myself) "
+            r"(again|for the \w+ time)"
+        ),
+    ),
+}
+SIGNAL_WEIGHTS = {"talkover": 0.3, "dead_air": 0.15}
+
+
+def transcript_trust(word_confidence: float | None) -> float:
+    """How far a turn's words are believed: 0 at a mean word probability of 0.5, 1 from 0.8."""
+    if word_confidence is None:
+        return 1.0
+    return min(1.0, max(0.0, (word_confidence - 0.5) / 0.3))
+
+
+def find_cues(text: str) -> list[tuple[str, str]]:
+    """(cue kind, matched phrase) for each cue kind found in `text`."""
+    low = " ".join(text.lower().replace("\u2019", "'").split())
+    out = []
+    for kind, (_, pattern) in CUES.items():
+        for m in pattern.finditer(low):
+            if not _NEGATION.search(low[: m.start()]):
+                out.append((kind, m.group(0).strip()))
+                break
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FrustrationConfig:
+    half_life_s: float = 30.0
+    on: float = 0.6
+    off: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not 0 < self.off < self.on <= 1:
+            raise ValueError("frustration thresholds need 0 < off < on <= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    kind: str  # sentiment | arousal | cue | talkover | dead_air
+    contribution: float  # this kind's weighted evidence, in [0, 1]
+    detail: str
+    utterances: tuple[int, ...] = ()
+    phrase: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "contribution": round(self.contribution, 3),
+            "detail": self.detail,
+        }
+        if self.utterances:
+            out["utterances"] = list(self.utterances)
+        if self.phrase:
+            out["phrase"] = self.phrase
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FrustrationUpdate:
+    at: float  # seconds on the call's clock
+    score: float
+    level: str  # low | elevated | high
+    active: bool
+    onset: bool
+    components: dict[str, float]
+    reasons: tuple[Reason, ...]
+    trigger: str  # what caused this update: turn | talkover | dead_air
+
+
+@dataclass
+class _Item:
+    at: float
+    value: float
+    utterance: int = 0
+    detail: str = ""
+    phrase: str = ""
+    turn: int = 0  # the customer's turn count when it was added
+
+
+@dataclass
+class _State:
+    sentiment: list[_Item] = field(default_factory=list)
+    arousal: list[_Item] = field(default_factory=list)
+    cues: list[_Item] = field(default_factory=list)  # value: the cue's weight
+    signals: list[_Item] = field(default_factory=list)
+
+
+class FrustrationScorer:
+    """The customer's frustration over one call. Feed turns and signals in time order."""
+
+    def __init__(self, config: FrustrationConfig | None = None) -> None:
+        self.config = config or FrustrationConfig()
+        self._s = _State()
+        self._turns = 0
+        self.active = False
+        self.last: FrustrationUpdate | None = None
+
+    def turn(
+        self,
+        utterance: int,
+        end: float,
+        text: str,
+        sentiment: Sentiment | None,
+        arousal: float | None,
+        word_confidence: float | None = None,
+    ) -> FrustrationUpdate:
+        """A customer's final turn, ending at `end`, with its sentiment and arousal (None when
+        unknown or while the customer's prosody baseline is being learnt), and the mean
+        probability of its words (None: unknown, trusted fully)."""
+        s = self._s
+        self._turns += 1
+        trust = transcript_trust(word_confidence)
+        if sentiment is not None:
+            if sentiment.score >= RESOLVED_SCORE and trust > 0.5:
+                for item in (*s.sentiment, *s.arousal, *s.cues, *s.signals):
+                    item.value /= 2
+            negativity = max(0.0, -sentiment.score) * trust
+            s.sentiment.append(_Item(end, negativity, utterance, turn=self._turns))
+        if arousal is not None:
+            s.arousal.append(_Item(end, arousal, utterance, turn=self._turns))
+        for kind, phrase in find_cues(text):
+            s.cues.append(_Item(end, CUES[kind][0] * trust, utterance, kind, phrase))
+        return self._update(end, "turn")
+
+    def signal(self, kind: str, at: float) -> FrustrationUpdate:
+        """A conversation signal that concerns the customer (they talked over the agent, or the
+        agent left them in dead air), at `at` seconds."""
+        self._s.signals.append(_Item(at, SIGNAL_WEIGHTS[kind], detail=kind))
+        return self._update(at, kind)
+
+    # -----------------------------------------------------------------------------------------
+    def _decay(self, item: _Item, now: float) -> float:
+        return float(0.5 ** (max(0.0, now - item.at) / self.config.half_life_s))
+
+    def _mean(self, items: Sequence[_Item], now: float) -> float:
+        """Weighted mean: a turn's weight halves per later customer turn and per half-life; a
+        neutral pseudo-turn (value 0) stands before the customer's first turn."""
+        weights = [self._decay(i, now) * 0.5 ** (self._turns - i.turn) for i in items]
+        prior = 0.5**self._turns
+        return sum(w * i.value for w, i in zip(weights, items, strict=True)) / (
+            sum(weights) + prior
+        )
+
+    def _noisy_or(self, items: Sequence[_Item], now: float) -> float:
+        keep = 1.0
+        for i in items:
+            keep *= 1 - i.value * self._decay(i, now)
+        return 1 - keep
+
+    def _update(self, now: float, trigger: str) -> FrustrationUpdate:
+        s, cfg = self._s, self.config
+        sent = self._mean(s.sentiment, now)
+        arousal = self._mean(s.arousal, now)
+        cues = self._noisy_or(s.cues, now)
+        conv = self._noisy_or(s.signals, now)
+        parts = {
+            "sentiment": SENTIMENT_WEIGHT * sent,
+            "arousal": AROUSAL_WEIGHT * arousal,
+            "cues": cues,
+            "conversation": conv,
+        }
+        keep = 1.0
+        for v in parts.values():
+            keep *= 1 - v
+        score = round(1 - keep, 3)
+        was = self.active
+        if score >= cfg.on:
+            self.active = True
+        elif score < cfg.off:
+            self.active = False
+        level = "high" if score >= cfg.on else "elevated" if score >= cfg.off else "low"
+        update = FrustrationUpdate(
+            at=now,
+            score=score,
+            level=level,
+            active=self.active,
+            onset=self.active and not was,
+            components={k: round(v, 3) for k, v in parts.items()},
+            reasons=self._reasons(parts, now),
+            trigger=trigger,
+        )
+        self.last = update
+        return update
+
+    def _reasons(self, parts: dict[str, float], now: float) -> tuple[Reason, ...]:
+        s = self._s
+        out: list[Reason] = []
+
+        def recent(items: Sequence[_Item]) -> list[_Item]:
+            return [
+                i
+                for i in items
+                if self._decay(i, now) * 0.5 ** (self._turns - i.turn if i.turn else 0) >= 0.25
+            ]
+
+        if parts["sentiment"] > 0.01:
+            turns = [i for i in recent(s.sentiment) if i.value >= 0.2]
+            negativity = parts["sentiment"] / SENTIMENT_WEIGHT
+            out.append(
+                Reason(
+                    "sentiment",
+                    parts["sentiment"],
+                    f"negative customer turns (recent negativity {negativity:.2f})",
+                    tuple(i.utterance for i in turns),
+                )
+            )
+        if parts["arousal"] > 0.01:
+            turns = [i for i in recent(s.arousal) if i.value >= 0.33]
+            mean = parts["arousal"] / AROUSAL_WEIGHT
+            out.append(
+                Reason(
+                    "arousal",
+                    parts["arousal"],
+                    f"voice raised against the customer's own baseline (arousal {mean:.2f})",
+                    tuple(i.utterance for i in turns),
+                )
+            )
+        for item in recent(s.cues):
+            out.append(
+                Reason(
+                    "cue",
+                    item.value * self._decay(item, now),
+                    item.detail.replace("_", " "),
+                    (item.utterance,),
+                    item.phrase,
+                )
+            )
+        for item in recent(s.signals):
+            detail = (
+                "customer talked over the agent"
+                if item.detail == "talkover"
+                else "customer left in dead air"
+            )
+            out.append(Reason(item.detail, item.value * self._decay(item, now), detail))
+        out.sort(key=lambda r: -r.contribution)
+        return tuple(out)
