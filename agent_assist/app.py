@@ -18,6 +18,7 @@ from agent_assist.settings import Settings
 from gateway.server import Gateway
 from pipeline.asr import ModelOwner
 from pipeline.bus import RedisBus, connect
+from pipeline.mood import MoodServices
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Service:
         self.owner: ModelOwner | None = None
         self.bus: RedisBus | None = None
         self.gateway: Gateway | None = None
+        self.mood: MoodServices | None = None
 
     @property
     def url(self) -> str:
@@ -48,7 +50,14 @@ class Service:
             self.bus = RedisBus(redis, s.bus())
             log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
             self.owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
-            self.gateway = Gateway(s.gateway(), self.owner, self.bus, s.vad(), s.stream())
+            if s.mood:
+                log.info("loading the mood stage (sentiment model %r)", s.sentiment_model)
+                self.mood = await asyncio.to_thread(
+                    MoodServices.load, s.mood_config(), s.sentiment()
+                )
+            self.gateway = Gateway(
+                s.gateway(), self.owner, self.bus, s.vad(), s.stream(), self.mood
+            )
             await self.gateway.start()
         except BaseException:
             await self._shutdown()
@@ -67,6 +76,9 @@ class Service:
         if self.owner is not None:
             await asyncio.to_thread(self.owner.close)
             self.owner = None
+        if self.mood is not None:
+            await asyncio.to_thread(self.mood.close)
+            self.mood = None
         if self.bus is not None:
             await self.bus.redis.aclose()
             self.bus = None

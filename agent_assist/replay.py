@@ -88,6 +88,12 @@ class ReplayResult:
     stopped: dict[str, Any] | None = None
     close_code: int | None = None
     close_reason: str = ""
+    started_at: float = 0.0  # monotonic time the first audio frame was sent
+    speed: float = 1.0
+
+    def sent_at(self, seconds: float) -> float:
+        """Monotonic time at which the audio at `seconds` into the call was sent."""
+        return self.started_at + seconds / self.speed
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -124,7 +130,7 @@ async def replay(
             f"{path}: {audio.channels} channel(s); need stereo (customer left, agent right)"
         )
     call_id = call_id or f"replay-{uuid.uuid4().hex[:12]}"
-    result = ReplayResult(call_id)
+    result = ReplayResult(call_id, speed=speed)
     step = audio.frame_bytes * audio.rate * frame_ms // 1000
     t0 = 0.0
 
@@ -165,7 +171,7 @@ async def replay(
                 pass
 
         receiver = asyncio.create_task(receive())
-        t0 = time.monotonic()
+        t0 = result.started_at = time.monotonic()
         for i, offset in enumerate(range(0, len(audio.data), step)):
             delay = t0 + i * frame_ms / 1000 / speed - time.monotonic()
             if delay > 0:

@@ -20,6 +20,11 @@ from typing import Any
 from gateway.server import GatewayConfig
 from pipeline.asr import AsrConfig
 from pipeline.bus import BusConfig
+from pipeline.conversation import ConversationConfig
+from pipeline.frustration import FrustrationConfig
+from pipeline.mood import MoodConfig
+from pipeline.prosody import ProsodyConfig
+from pipeline.sentiment import SentimentConfig
 from pipeline.stream import StreamConfig
 from pipeline.vad import VadConfig
 
@@ -65,6 +70,25 @@ class Settings:
     vad_pad_ms: int = _opt(300, "Audio kept before and after the voiced part of an utterance")
     max_utterance_s: float = _opt(20.0, "Longest utterance before it is cut")
     max_frame_bytes: int = _opt(65536, "Largest binary audio frame accepted")
+    mood: bool = _opt(
+        True, "Run the mood stage: sentiment, prosody emotion, conversation signals, frustration"
+    )
+    sentiment_model: str = _opt(
+        "minilm-call",
+        "Sentiment model: minilm-call (built in), a sequence-classification directory or hub "
+        "name, or none",
+    )
+    sentiment_device: str = _opt("cpu", "Device of the sentiment model: cpu or cuda")
+    sentiment_threads: int = _opt(1, "CPU threads of the sentiment model")
+    sentiment_half_life_s: float = _opt(30.0, "Half-life of a turn in the rolling sentiment")
+    prosody_baseline_s: float = _opt(2.5, "Voiced speech that sets each speaker's prosody baseline")
+    talkover_min_s: float = _opt(1.0, "Both parties speaking this long is a talk-over")
+    dead_air_min_s: float = _opt(5.0, "Neither party speaking this long is dead air")
+    frustration_on: float = _opt(0.6, "Frustration score at which frustration becomes active")
+    frustration_off: float = _opt(0.4, "Frustration score below which it is no longer active")
+    frustration_half_life_s: float = _opt(
+        30.0, "Half-life of the evidence behind the frustration score"
+    )
     log_level: str = _opt("INFO", "Logging level")
 
     def asr(self) -> AsrConfig:
@@ -95,6 +119,29 @@ class Settings:
 
     def stream(self) -> StreamConfig:
         return StreamConfig(interim_interval_s=self.interim_interval_s)
+
+    def mood_config(self) -> MoodConfig:
+        return MoodConfig(
+            sentiment_half_life_s=self.sentiment_half_life_s,
+            conversation=ConversationConfig(
+                talkover_min_s=self.talkover_min_s, dead_air_min_s=self.dead_air_min_s
+            ),
+            prosody=ProsodyConfig(baseline_voiced_s=self.prosody_baseline_s),
+            frustration=FrustrationConfig(
+                half_life_s=self.frustration_half_life_s,
+                on=self.frustration_on,
+                off=self.frustration_off,
+            ),
+        )
+
+    def sentiment(self) -> SentimentConfig | None:
+        if self.sentiment_model.lower() in ("", "none", "off"):
+            return None
+        return SentimentConfig(
+            model=self.sentiment_model,
+            device=self.sentiment_device,
+            threads=self.sentiment_threads,
+        )
 
     def bus(self) -> BusConfig:
         return BusConfig(prefix=self.redis_prefix, call_ttl_s=self.call_ttl_s)

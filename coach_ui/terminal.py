@@ -1,8 +1,10 @@
-"""A live two-speaker transcript in a terminal (the demo's view).
+"""A live two-speaker transcript with the customer's mood, in a terminal (the demo's view).
 
-Finals print as lines with the latency the client saw; the newest interim stays on one status
-line below them, its committed part plain and its unstable tail dimmed, when the output is a
-terminal. Without a terminal interims are not shown.
+Finals print as lines with the latency the client saw. Under each final, once its mood is known,
+a dimmed line shows its sentiment and tone and, for the customer, the frustration score (marked
+when frustration becomes active, with its main reasons). Talk-overs and dead air print as they
+end. The newest interim stays on one status line below, its committed part plain and its
+unstable tail dimmed, when the output is a terminal; without a terminal interims are not shown.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, TextIO
 
 DIM, BOLD, RESET, CLEAR = "\x1b[2m", "\x1b[1m", "\x1b[0m", "\r\x1b[K"
 SPEAKER = {"customer": "CUSTOMER", "agent": "AGENT   "}
+INDENT = " " * 20
 
 
 def clock(seconds: float) -> str:
@@ -25,22 +28,38 @@ class TerminalTranscript:
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
         self._status = False
+        self._mood: dict[tuple[str, int], list[str]] = {}
 
     def show(self, event: dict[str, Any], latency: float | None) -> None:
-        if event.get("type") != "transcript":
-            return
+        kind = event.get("type")
+        if kind == "transcript":
+            self._transcript(event, latency)
+        elif kind == "sentiment":
+            self._note(event, f"{event['label']} {event['score']:+.2f}")
+        elif kind == "emotion" and not event["baseline"]:
+            self._note(event, f"{event['label']} voice")
+        elif kind == "talk_stats" and event["channel"] == "agent":
+            self._flush_mood(event, "")
+        elif kind == "frustration" and event.get("utterance") is not None:
+            self._flush_mood(event, _frustration(event))
+        elif kind in ("talkover", "dead_air") and event["final"]:
+            if kind == "talkover":
+                text = f"talk-over: {event['channel']} cut in on {event['interrupted']}"
+            else:
+                text = f"dead air, waiting for the {event['channel']}"
+            self._line(
+                f"[{clock(event['start'])}] {DIM}-- {text} ({event['duration']:.1f} s){RESET}"
+            )
+
+    def _transcript(self, event: dict[str, Any], latency: float | None) -> None:
         who = SPEAKER.get(event["channel"], event["channel"])
         if event["final"]:
             if not event["text"]:
-                return self._clear()
+                self._clear()
+                return
             lag = f"  (final +{latency:.2f} s)" if latency is not None else ""
             at = f"[{clock(event['start'])}]"
-            if self.tty:
-                self._clear()
-                line = f"{at} {BOLD}{who}{RESET}  {event['text']}{DIM}{lag}{RESET}"
-            else:
-                line = f"{at} {who}  {event['text']}{lag}"
-            self.out.write(line + "\n")
+            self._line(f"{at} {BOLD}{who}{RESET}  {event['text']}{DIM}{lag}{RESET}")
         elif self.tty:
             width = shutil.get_terminal_size().columns
             text = (
@@ -48,9 +67,41 @@ class TerminalTranscript:
             )
             self.out.write(CLEAR + text[: width + len(DIM) + len(RESET)])
             self._status = True
+            self.out.flush()
+
+    def _note(self, event: dict[str, Any], text: str) -> None:
+        self._mood.setdefault((event["channel"], event["utterance"]), []).append(text)
+
+    def _flush_mood(self, event: dict[str, Any], extra: str) -> None:
+        key = (event["channel"], event.get("utterance") or 0)
+        if event["type"] == "talk_stats":  # the agent's last final
+            key = max((k for k in self._mood if k[0] == "agent"), default=key)
+        parts = self._mood.pop(key, [])
+        if extra:
+            parts.append(extra)
+        if parts:
+            self._line(f"{INDENT}{DIM}{' · '.join(parts)}{RESET}")
+
+    def _line(self, text: str) -> None:
+        if not self.tty:
+            text = text.replace(DIM, "").replace(BOLD, "").replace(RESET, "")
+        self._clear()
+        self.out.write(text + "\n")
         self.out.flush()
 
     def _clear(self) -> None:
         if self._status:
             self.out.write(CLEAR)
             self._status = False
+
+
+def _frustration(event: dict[str, Any]) -> str:
+    text = f"frustration {event['score']:.2f} {event['level']}"
+    if event["onset"]:
+        reasons = ", ".join(
+            r.get("phrase") or r["kind"] for r in event["reasons"][:3] if r["contribution"] > 0.1
+        )
+        text = f"{RESET}{BOLD}!! FRUSTRATED{RESET}{DIM} {text[12:]} ({reasons})"
+    elif event["active"]:
+        text += " (still frustrated)"
+    return text

@@ -30,7 +30,8 @@ from gateway.native import (
 from pipeline import metrics
 from pipeline.asr import ModelOwner
 from pipeline.bus import RedisBus
-from pipeline.events import TranscriptEvent, dumps
+from pipeline.events import Event, TranscriptEvent, dumps
+from pipeline.mood import MoodServices
 from pipeline.session import CallInfo, CallSession
 from pipeline.stream import StreamConfig
 from pipeline.vad import VadConfig
@@ -57,8 +58,10 @@ class Gateway:
         bus: RedisBus,
         vad: VadConfig,
         stream: StreamConfig,
+        mood: MoodServices | None = None,
     ) -> None:
         self.config = config
+        self._mood = mood
         self._owner = owner
         self._bus = bus
         self._vad = vad
@@ -152,9 +155,9 @@ class Gateway:
         rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
         finals = 0
 
-        async def sink(event: TranscriptEvent) -> None:
+        async def sink(event: Event) -> None:
             nonlocal finals
-            finals += event.final
+            finals += isinstance(event, TranscriptEvent) and event.final
             message = event.to_dict()
             await self._bus.publish(message)
             with contextlib.suppress(ConnectionClosed):
@@ -168,7 +171,9 @@ class Gateway:
         )
         error: ProtocolError | None = None
         ended = "stop"
-        async with CallSession(info, self._owner, sink, self._vad, self._stream) as session:
+        async with CallSession(
+            info, self._owner, sink, self._vad, self._stream, self._mood
+        ) as session:
             await ws.send(
                 json.dumps(
                     {"type": "started", "version": PROTOCOL_VERSION, "call_id": info.call_id}

@@ -183,7 +183,11 @@ async def stream_prompts(
             wav = tmp / f"{i}.wav"
             wav.write_bytes(as_call(read_mono(path)))
             result = await replay(wav, url, speed, call_id=f"wer-{i}")
-            finals = [e for e in result.events if e["final"] and e["channel"] == "customer"]
+            finals = [
+                e
+                for e in result.events
+                if e["type"] == "transcript" and e["final"] and e["channel"] == "customer"
+            ]
             out[i] = " ".join(e["text"] for e in finals)
 
     await asyncio.gather(*(one(i, p) for i, (p, _) in enumerate(items)))

@@ -2,14 +2,15 @@
 
 With the default prefix `aa`:
 
-| name                         | kind    | holds |
-|------------------------------|---------|-------|
-| `aa:events`                  | pub/sub | every event of every call |
-| `aa:call:{call_id}:events`   | pub/sub | every event of one call |
-| `aa:calls`                   | pub/sub | call lifecycle: `call_started`, `call_ended` |
-| `aa:call:{call_id}`          | hash    | call metadata, `status`, `last_seq`, newest interims |
-| `aa:call:{call_id}:transcript` | list  | the call's final transcript events, in order (JSON) |
-| `aa:calls:active`            | set     | ids of calls in progress |
+| name                           | kind    | holds |
+|--------------------------------|---------|-------|
+| `aa:events`                    | pub/sub | every event of every call |
+| `aa:call:{call_id}:events`     | pub/sub | every event of one call |
+| `aa:calls`                     | pub/sub | call lifecycle: `call_started`, `call_ended` |
+| `aa:call:{call_id}`            | hash    | metadata, `status`, `last_seq`, newest interims/mood |
+| `aa:call:{call_id}:transcript` | list    | the call's final transcript events, in order (JSON) |
+| `aa:call:{call_id}:mood`       | list    | its other events: sentiment, emotion, signals, ... |
+| `aa:calls:active`              | set     | ids of calls in progress |
 
 A call's keys expire `call_ttl_s` after it ends. A panel that joins late subscribes first, then
 reads the stored state, and skips live events whose `seq` it has already seen (`follow_call`).
@@ -59,6 +60,10 @@ def connect(url: str) -> Redis:
     )
 
 
+# The hash field that keeps the newest event of each kind (per channel where that matters).
+LATEST = {"sentiment": "sentiment:{channel}", "emotion": "emotion:{channel}"}
+
+
 class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -71,6 +76,9 @@ class Keys:
 
     def transcript(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}:transcript"
+
+    def mood(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}:mood"
 
     def call_events(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}:events"
@@ -89,7 +97,7 @@ class RedisBus:
         msg = dumps(call_message("call_started", call_id, agent_id=agent_id, **meta))
         async with self._guard("call_started"):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(k.call(call_id), k.transcript(call_id))
+            pipe.delete(k.call(call_id), k.transcript(call_id), k.mood(call_id))
             pipe.hset(k.call(call_id), mapping={f: str(v) for f, v in fields.items()})
             pipe.sadd(k.active, call_id)
             pipe.publish(k.calls, msg)
@@ -99,14 +107,19 @@ class RedisBus:
         k = self.keys
         call_id = event["call_id"]
         msg = dumps(event)
+        kind = event.get("type")
         async with self._guard("publish"):
             pipe = self.redis.pipeline(transaction=True)
-            if event.get("type") == "transcript":
+            if kind == "transcript":
                 if event["final"]:
                     pipe.rpush(k.transcript(call_id), msg)
                     pipe.hdel(k.call(call_id), f"interim:{event['channel']}")
                 else:
                     pipe.hset(k.call(call_id), f"interim:{event['channel']}", msg)
+            else:
+                pipe.rpush(k.mood(call_id), msg)
+                field = LATEST.get(str(kind), "{type}").format(**event)
+                pipe.hset(k.call(call_id), field, msg)
             pipe.hset(k.call(call_id), "last_seq", event["seq"])
             pipe.publish(k.call_events(call_id), msg)
             pipe.publish(k.events, msg)
@@ -124,6 +137,7 @@ class RedisBus:
             pipe.srem(k.active, call_id)
             pipe.expire(k.call(call_id), ttl)
             pipe.expire(k.transcript(call_id), ttl)
+            pipe.expire(k.mood(call_id), ttl)
             pipe.publish(k.calls, msg)
             await pipe.execute()
 
@@ -149,25 +163,28 @@ class _Guard:
 
 
 async def call_state(
-    redis: Redis, keys: Keys, call_id: str
+    redis: Redis, keys: Keys, call_id: str, mood: bool = False
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """A call's stored metadata and its final transcript events so far."""
+    """A call's stored metadata and its final transcript events so far; with `mood`, its other
+    stored events too, merged in `seq` order."""
     pipe = redis.pipeline(transaction=True)
     pipe.hgetall(keys.call(call_id))
     pipe.lrange(keys.transcript(call_id), 0, -1)
-    meta, finals = await pipe.execute()
-    return meta, [json.loads(f) for f in finals]
+    if mood:
+        pipe.lrange(keys.mood(call_id), 0, -1)
+    meta, *lists = await pipe.execute()
+    events = [json.loads(e) for stored in lists for e in stored]
+    return meta, sorted(events, key=lambda e: int(e["seq"]))
 
 
 async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[dict[str, Any]]:
-    """Every final so far, then live events, each exactly once, for a subscriber joining late.
-
-    Ends after the call's `call_ended` message.
+    """Every final and mood event so far, then live events, each exactly once, for a subscriber
+    joining late. Ends after the call's `call_ended` message.
     """
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.call_events(call_id), keys.calls)
     try:
-        meta, finals = await call_state(redis, keys, call_id)
+        meta, finals = await call_state(redis, keys, call_id, mood=True)
         seen = 0
         for event in finals:
             seen = max(seen, event["seq"])

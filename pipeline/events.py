@@ -4,13 +4,16 @@ Every event has `v` (schema version), `type`, `call_id`, `seq` (per call, increa
 (`customer` | `agent`), `start` and `end` (seconds from the call's first sample, on the audio
 clock). Call lifecycle messages (`call_started`, `call_ended`) are not channel events: they carry
 no `channel` and travel on their own Redis channel.
+
+Types: `transcript`, and the mood events `sentiment`, `emotion`, `talkover`, `dead_air`,
+`talk_stats`, `frustration` (the README's Events section shows each).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.audio import Channel
 from pipeline.commit import Word
@@ -61,7 +64,159 @@ class TranscriptEvent:
         return out
 
 
-Event = TranscriptEvent
+@dataclass(frozen=True, kw_only=True)
+class _MoodEvent:
+    """The envelope shared by every event that is not a transcript."""
+
+    call_id: str
+    channel: Channel
+    start: float
+    end: float
+    seq: int = 0
+    type: ClassVar[str]
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "type": self.type,
+            "call_id": self.call_id,
+            "seq": self.seq,
+            "channel": self.channel.label,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            **self.body(),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentimentEvent(_MoodEvent):
+    """Sentiment of one final transcript, and the speaker's rolling (time-decayed) sentiment."""
+
+    utterance: int
+    label: str
+    probs: tuple[float, float, float]  # negative, neutral, positive
+    score: float  # P(positive) - P(negative), in [-1, 1]
+    rolling: float
+    trend: float  # change of `rolling` since the speaker's previous turn
+    type: ClassVar[str] = "sentiment"
+
+    def body(self) -> dict[str, Any]:
+        neg, neu, pos = self.probs
+        return {
+            "utterance": self.utterance,
+            "label": self.label,
+            "probs": {
+                "negative": round(neg, 3),
+                "neutral": round(neu, 3),
+                "positive": round(pos, 3),
+            },
+            "score": round(self.score, 3),
+            "rolling": round(self.rolling, 3),
+            "trend": round(self.trend, 3),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmotionEvent(_MoodEvent):
+    """Prosody of one utterance and the arousal it shows against the speaker's own baseline."""
+
+    utterance: int
+    label: str  # calm | tense | agitated
+    arousal: float
+    confidence: float
+    baseline: bool  # still learning this speaker's baseline
+    pitch_hz: float | None
+    pitch_range_st: float | None
+    loudness_db: float | None
+    rate_wps: float | None
+    relative: dict[str, float | None]  # differences from the baseline
+    type: ClassVar[str] = "emotion"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "utterance": self.utterance,
+            "label": self.label,
+            "arousal": self.arousal,
+            "confidence": self.confidence,
+            "baseline": self.baseline,
+            "features": {
+                "pitch_hz": self.pitch_hz,
+                "pitch_range_st": self.pitch_range_st,
+                "loudness_db": self.loudness_db,
+                "rate_wps": self.rate_wps,
+            },
+            "relative": self.relative,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalEvent(_MoodEvent):
+    """Talk-over (channel: who interrupted) or dead air (channel: who is expected to speak).
+
+    Sent once when it passes its threshold (`final: false`) and once when it ends (`final: true`).
+    """
+
+    kind: str  # talkover | dead_air
+    final: bool
+
+    @property
+    def type(self) -> str:  # type: ignore[override]
+        return self.kind
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"final": self.final, "duration": round(self.end - self.start, 3)}
+        if self.kind == "talkover":
+            out["interrupted"] = "agent" if self.channel is Channel.CUSTOMER else "customer"
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class TalkStatsEvent(_MoodEvent):
+    """Talk statistics of the call so far (start 0, end now), after each final transcript."""
+
+    parties: dict[str, dict[str, float]]
+    overlap_s: float
+    dead_air_s: float
+    type: ClassVar[str] = "talk_stats"
+
+    def body(self) -> dict[str, Any]:
+        return {"parties": self.parties, "overlap_s": self.overlap_s, "dead_air_s": self.dead_air_s}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrustrationEvent(_MoodEvent):
+    """The customer's frustration score after a turn or a signal, with its reasons."""
+
+    score: float
+    level: str  # low | elevated | high
+    active: bool
+    onset: bool
+    components: dict[str, float]
+    reasons: tuple[dict[str, Any], ...]
+    trigger: str
+    utterance: int | None = None
+    type: ClassVar[str] = "frustration"
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "score": self.score,
+            "level": self.level,
+            "active": self.active,
+            "onset": self.onset,
+            "components": self.components,
+            "reasons": list(self.reasons),
+            "trigger": self.trigger,
+        }
+        if self.utterance is not None:
+            out["utterance"] = self.utterance
+        return out
+
+
+MoodEvent = SentimentEvent | EmotionEvent | SignalEvent | TalkStatsEvent | FrustrationEvent
+Event = TranscriptEvent | MoodEvent
 
 
 def call_message(kind: str, call_id: str, **fields: Any) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""One call, wired: interleaved audio -> per channel (resample -> VAD -> transcription) -> events.
+"""One call, wired: interleaved audio -> per channel (resample -> VAD -> transcription) -> mood.
 
     bytes --decode--> (frames, 2) int16
-        channel 0 customer --Resampler--> VadSegmenter --> ChannelStream --\\
-        channel 1 agent    --Resampler--> VadSegmenter --> ChannelStream ----> sink(event)
+        channel 0 customer --Resampler--> VadSegmenter --> ChannelStream --+--> sink(event)
+        channel 1 agent    --Resampler--> VadSegmenter --> ChannelStream --+
+                                    |  VAD events                  | finals + their audio
+                                    +------------> CallMood <-------+
+                      (talk-over, dead air, sentiment, emotion, talk stats, frustration) --> sink
 
 The session numbers events (`seq`) and hands them to its sink, which publishes them.
 """
@@ -19,11 +22,12 @@ import numpy as np
 from pipeline import metrics
 from pipeline.asr import ModelOwner
 from pipeline.audio import PCM, Channel, Encoding, Resampler, decode_interleaved
-from pipeline.events import TranscriptEvent
+from pipeline.events import Event, TranscriptEvent
+from pipeline.mood import CallMood, MoodServices
 from pipeline.stream import ChannelStream, StreamConfig
-from pipeline.vad import VadConfig, VadSegmenter
+from pipeline.vad import VadConfig, VadEvent, VadSegmenter
 
-Sink = Callable[[TranscriptEvent], Awaitable[None]]
+Sink = Callable[[Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +51,13 @@ class _ChannelPipe:
         self.vad = VadSegmenter(vad)
         self.stream = stream
 
-    async def push(self, pcm: PCM, last: bool = False) -> None:
+    async def push(self, pcm: PCM, last: bool = False) -> list[VadEvent]:
         out = self.resampler.push(pcm, last=last)
         events = self.vad.push(out)
         if last:
             events += self.vad.flush()
         await self.stream.push(events, self.resampler.samples_out, time.monotonic())
+        return events
 
 
 class CallSession:
@@ -65,8 +70,11 @@ class CallSession:
         sink: Sink,
         vad: VadConfig | None = None,
         stream: StreamConfig | None = None,
+        mood: MoodServices | None = None,
     ) -> None:
         self.info = info
+        self._mood_services = mood
+        self.mood: CallMood | None = None
         self._owner = owner
         self._sink = sink
         self._vad = vad or VadConfig()
@@ -80,6 +88,8 @@ class CallSession:
 
     async def __aenter__(self) -> CallSession:
         await self._tasks.__aenter__()
+        if self._mood_services is not None:
+            self.mood = CallMood(self.info.call_id, self._mood_services, self._emit, self._tasks)
         self._pipes = [
             _ChannelPipe(
                 self.info,
@@ -92,6 +102,7 @@ class CallSession:
                     self._stream_config,
                     self._emit,
                     self._tasks,
+                    self.mood.final if self.mood is not None else None,
                 ),
             )
             for channel in Channel
@@ -111,25 +122,38 @@ class CallSession:
         """Whole interleaved frames of the call's encoding (the gateway checks the length)."""
         frames = decode_interleaved(payload, self.info.encoding, self.info.channels)
         self.samples_in += len(frames)
+        events = {}
         for pipe in self._pipes:
             metrics.AUDIO_SECONDS.labels(pipe.channel.label).inc(
                 len(frames) / self.info.sample_rate
             )
-            await pipe.push(frames[:, pipe.channel.value].copy())
+            events[pipe.channel] = await pipe.push(frames[:, pipe.channel.value].copy())
+        await self._activity(events)
+
+    async def _activity(self, events: dict[Channel, list[VadEvent]]) -> None:
+        if self.mood is not None:
+            position = min(pipe.vad.position for pipe in self._pipes)
+            speaking = {p.channel: p.vad.voiced_until for p in self._pipes if p.vad.in_speech}
+            await self.mood.activity(events, position, speaking)
 
     async def finish(self) -> None:
         """End of audio: close utterances in progress and wait for every final."""
         if self.finished:
             return
         self.finished = True
+        events = {}
         for pipe in self._pipes:
-            await pipe.push(np.zeros(0, dtype=np.int16), last=True)
+            events[pipe.channel] = await pipe.push(np.zeros(0, dtype=np.int16), last=True)
+        await self._activity(events)
         for pipe in self._pipes:
             await pipe.stream.close()
+        if self.mood is not None:
+            await self.mood.close(max(pipe.resampler.samples_out for pipe in self._pipes))
 
-    async def _emit(self, event: TranscriptEvent) -> None:
+    async def _emit(self, event: Event) -> None:
         async with self._emit_lock:  # sinks see events in `seq` order
             self._seq += 1
-            kind = "final" if event.final else "interim"
-            metrics.TRANSCRIPTS.labels(event.channel.label, kind).inc()
+            if isinstance(event, TranscriptEvent):
+                kind = "final" if event.final else "interim"
+                metrics.TRANSCRIPTS.labels(event.channel.label, kind).inc()
             await self._sink(replace(event, seq=self._seq))

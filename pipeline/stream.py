@@ -28,6 +28,7 @@ from pipeline.vad import VadEvent, VadEventKind
 log = logging.getLogger(__name__)
 
 Emit = Callable[[TranscriptEvent], Awaitable[None]]
+OnFinal = Callable[[TranscriptEvent, Samples], Awaitable[None]]  # a final and its audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,10 @@ class ChannelStream:
         config: StreamConfig,
         emit: Emit,
         tasks: asyncio.TaskGroup,
+        on_final: OnFinal | None = None,
     ) -> None:
         self.call_id = call_id
+        self._on_final = on_final
         self.channel = channel
         self._owner = owner
         self._config = config
@@ -178,8 +181,9 @@ class ChannelStream:
     async def _finalise(self, utt: _Utterance) -> None:
         assert utt.end_sample is not None
         length = utt.end_sample - utt.start_sample
+        audio = utt.audio(length)
         result = await self._owner.transcribe(
-            PassKind.FINAL, (self.call_id, self.channel.label), utt.audio(length)
+            PassKind.FINAL, (self.call_id, self.channel.label), audio
         )
         assert result is not None  # finals are never shed
         start = utt.start_sample / PIPELINE_RATE
@@ -191,17 +195,18 @@ class ChannelStream:
         words = utt.policy.finalize(on_call_clock, start, end)
         if not words and utt.interims == 0:
             return  # nothing was said that the model could read, and nothing to retract
-        await self._emit(
-            TranscriptEvent(
-                call_id=self.call_id,
-                channel=self.channel,
-                utterance=utt.number,
-                start=start,
-                end=end,
-                text=" ".join(w.text for w in words),
-                final=True,
-                words=tuple(words),
-                latency=time.monotonic() - utt.ended_at,
-            )
+        final = TranscriptEvent(
+            call_id=self.call_id,
+            channel=self.channel,
+            utterance=utt.number,
+            start=start,
+            end=end,
+            text=" ".join(w.text for w in words),
+            final=True,
+            words=tuple(words),
+            latency=time.monotonic() - utt.ended_at,
         )
+        await self._emit(final)
         metrics.FINAL_LATENCY.observe(time.monotonic() - utt.ended_at)
+        if self._on_final is not None:
+            await self._on_final(final, audio)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import struct
 import sys
 import wave
@@ -128,8 +129,11 @@ async def test_demo_shows_a_live_two_speaker_transcript(tmp_path):
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode()
     assert proc.returncode == 0, err.decode()
-    lines = [line for line in text.splitlines() if line.startswith("[")]
+    lines = [line for line in text.splitlines() if re.match(r"\[..:....\] (CUSTOMER|AGENT)", line)]
     assert any("CUSTOMER" in line for line in lines) and any("AGENT" in line for line in lines)
     assert all("(final +" in line for line in lines)
+    mood = [line.strip() for line in text.splitlines() if line.startswith(" " * 20)]
+    assert any(line.startswith(("negative", "neutral", "positive")) for line in mood)
+    assert any("!! FRUSTRATED" in line for line in mood)  # the annoyed customer is flagged
     assert "final transcripts; end of speech to final on screen: median" in text
     assert "redis     redis://127.0.0.1:" in text  # an embedded server was started

@@ -167,7 +167,8 @@ async def test_a_good_call_is_undisturbed_by_offenders(service, sample_path):
     result = await good
     assert result.close_code == 1000
     assert result.stopped is not None
-    assert result.stopped["finals"] == len([e for e in result.events if e["final"]]) >= 10
+    finals = [e for e in result.events if e["type"] == "transcript" and e["final"]]
+    assert result.stopped["finals"] == len(finals) >= 10
 
 
 async def test_metrics_and_health_endpoints(service):
