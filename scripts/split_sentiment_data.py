@@ -8,6 +8,10 @@ just send the replacement" / "fine. whatever. just reset it") are grouped, and a
 split as a whole, so the test split never holds a near-copy of a training line. The split is
 stratified by label and speaker, with a fixed seed. Run it only when the raw files change; the
 training script reads the result.
+
+Rows already in `utterances.tsv` keep their id and split: adding a raw file splits only the new
+rows (a new row near-duplicating an existing one joins that row's split), so a test row never
+moves into training.
 """
 
 from __future__ import annotations
@@ -72,17 +76,34 @@ def groups(rows: list[dict[str, str]]) -> list[list[int]]:
     return list(out.values())
 
 
+def existing() -> dict[str, tuple[int, str]]:
+    """text -> (id, split) of the rows already assigned."""
+    if not OUT.exists():
+        return {}
+    with OUT.open(newline="", encoding="utf-8") as f:
+        return {r["text"]: (int(r["id"]), r["split"]) for r in csv.DictReader(f, delimiter="\t")}
+
+
 def main() -> None:
     rows = read([Path(p) for p in sys.argv[1:]])
+    old = existing()
     rng = random.Random(SEED)
     comps = groups(rows)
     rng.shuffle(comps)
-    # Stratify by the (label, speaker) of each group's first member.
-    strata: dict[tuple[str, str], list[list[int]]] = defaultdict(list)
+    split = ["train"] * len(rows)
+    fresh: list[list[int]] = []
     for comp in comps:
+        known = [old[rows[i]["text"]][1] for i in comp if rows[i]["text"] in old]
+        if known:  # a group with assigned rows keeps (and lends) their split
+            for i in comp:
+                split[i] = old[rows[i]["text"]][1] if rows[i]["text"] in old else known[0]
+        else:
+            fresh.append(comp)
+    # Stratify the new groups by the (label, speaker) of each group's first member.
+    strata: dict[tuple[str, str], list[list[int]]] = defaultdict(list)
+    for comp in fresh:
         first = rows[comp[0]]
         strata[(first["label"], first["speaker"])].append(comp)
-    split = ["train"] * len(rows)
     for comps_in in strata.values():
         size = sum(len(c) for c in comps_in)
         taken = 0
@@ -96,9 +117,15 @@ def main() -> None:
     with OUT.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(fields)
-        order = sorted(range(len(rows)), key=lambda i: (split[i], rows[i]["industry"]))
-        for n, i in enumerate(order, start=1):
-            r = rows[i]
+        next_id = max((n for n, _ in old.values()), default=0) + 1
+        ids = {}
+        for i in sorted(range(len(rows)), key=lambda i: (split[i], rows[i]["industry"])):
+            if rows[i]["text"] in old:
+                ids[i] = old[rows[i]["text"]][0]
+            else:
+                ids[i], next_id = next_id, next_id + 1
+        for i in sorted(range(len(rows)), key=lambda i: ids[i]):
+            n, r = ids[i], rows[i]
             w.writerow(
                 [n, split[i], r["label"], r["speaker"], r["industry"], r["style"], r["text"]]
             )
