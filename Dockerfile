@@ -6,7 +6,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    XDG_CACHE_HOME=/var/cache/agent-assist
+    XDG_CACHE_HOME=/var/cache/agent-assist \
+    NUMBA_CACHE_DIR=/var/cache/agent-assist/numba
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -15,7 +16,9 @@ COPY pipeline ./pipeline
 COPY gateway ./gateway
 COPY coach_ui ./coach_ui
 
-RUN pip install . \
+# the CPU build of torch (PyPI's default pulls gigabytes of CUDA libraries)
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+    && pip install . \
     && agent-assist model \
     && useradd --system --home /app agent \
     && chown -R agent /var/cache/agent-assist

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint pytest bench sample-call clean
+.PHONY: demo test lint pytest bench eval sentiment-roundtrip train-sentiment sample-call clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ test: lint pytest
 bench: $(VENV)/.installed-dev
 	@test -d /usr/share/asterisk/sounds/en_US_f_Allison || (apt-get update -qq && apt-get install -y -qq asterisk-core-sounds-en-wav)
 	$(BIN)/python -m loadtest.bench_spine
+	$(BIN)/python -m loadtest.bench_mood --e2e 1 4
+
+# Quality evaluations print figures: sentiment accuracy (held-out utterances, Rotten Tomatoes,
+# beside VADER) and frustration detection on the scripted calls (synthetic speech).
+eval: $(VENV)/.installed-dev
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
+	$(BIN)/python -m eval.sentiment
+	$(BIN)/python -m eval.frustration --out frustration-dev.json
+	$(BIN)/python -m eval.frustration --calls 'eval/calls_holdout/*.tsv' --out frustration-holdout.json
+
+# Retrain the built-in sentiment adapter (pipeline/weights/sentiment-minilm-call), ~35 min on 2 cores,
+# from the utterances and their committed ASR round trip (sentiment-roundtrip remakes that, ~16 min).
+sentiment-roundtrip: $(VENV)/.installed-dev
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
+	$(BIN)/python scripts/asr_roundtrip.py
+
+train-sentiment: $(VENV)/.installed-dev
+	$(BIN)/python scripts/train_sentiment.py --epochs 6 --imdb 2000
 
 sample-call:
 	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox bc)
