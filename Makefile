@@ -46,12 +46,12 @@ eval: $(VENV)/.installed-dev
 	$(BIN)/python -m eval.frustration --out frustration-dev.json
 	$(BIN)/python -m eval.frustration --calls 'eval/calls_holdout/*.tsv' --out frustration-holdout.json
 
-# Retrain the built-in sentiment adapter (pipeline/weights/sentiment-minilm-call), ~35 min on 2 cores,
-# from the utterances and their committed ASR round trip (sentiment-roundtrip remakes that, ~16 min).
+# Remake data/sentiment/asr_roundtrip_test.tsv (the test lines as whisper hears them), ~5 min.
 sentiment-roundtrip: $(VENV)/.installed-dev
 	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
 	$(BIN)/python scripts/asr_roundtrip.py
 
+# Retrain the built-in sentiment adapter (pipeline/weights/sentiment-minilm-call), ~25 min on 2 cores.
 train-sentiment: $(VENV)/.installed-dev
 	$(BIN)/python scripts/train_sentiment.py --epochs 6 --imdb 2000
 

