@@ -24,6 +24,7 @@ from pipeline.conversation import ConversationConfig
 from pipeline.frustration import FrustrationConfig
 from pipeline.mood import MoodConfig
 from pipeline.prosody import ProsodyConfig
+from pipeline.redact import PiiKind, RedactConfig
 from pipeline.sentiment import SentimentConfig
 from pipeline.stream import StreamConfig
 from pipeline.vad import VadConfig
@@ -89,6 +90,9 @@ class Settings:
     frustration_half_life_s: float = _opt(
         30.0, "Half-life of the evidence behind the frustration score"
     )
+    redact: bool = _opt(True, "Redact PII from transcripts before they are published or stored")
+    redact_kinds: str = _opt("card,ssn,phone,email,account", "Comma-separated PII kinds to redact")
+    redact_min_digits: int = _opt(8, "A run of this many spoken or written digits is redacted")
     log_level: str = _opt("INFO", "Logging level")
 
     def asr(self) -> AsrConfig:
@@ -118,7 +122,21 @@ class Settings:
         )
 
     def stream(self) -> StreamConfig:
-        return StreamConfig(interim_interval_s=self.interim_interval_s)
+        return StreamConfig(interim_interval_s=self.interim_interval_s, redact=self.redaction())
+
+    def redaction(self) -> RedactConfig:
+        kinds = [k.strip() for k in self.redact_kinds.split(",") if k.strip()]
+        unknown = sorted(set(kinds) - {k.value for k in PiiKind})
+        if unknown:
+            raise ValueError(
+                f"redact_kinds: unknown kind {', '.join(unknown)} "
+                f"(known: {', '.join(k.value for k in PiiKind)})"
+            )
+        return RedactConfig(
+            enabled=self.redact,
+            kinds=frozenset(PiiKind(k) for k in kinds),
+            min_digits=self.redact_min_digits,
+        )
 
     def mood_config(self) -> MoodConfig:
         return MoodConfig(

@@ -70,3 +70,8 @@ SIGNALS = Counter(
 FRUSTRATION_ONSETS = Counter(
     "agent_assist_frustration_onsets_total", "Customers whose frustration crossed the threshold"
 )
+PII_REDACTED = Counter(
+    "agent_assist_pii_redacted_total",
+    "PII redacted from final transcripts before publishing, by kind",
+    ["kind"],
+)

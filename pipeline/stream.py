@@ -23,6 +23,7 @@ from pipeline.asr import ModelOwner, PassKind, Samples
 from pipeline.audio import PCM, PIPELINE_RATE, Channel
 from pipeline.commit import CommitPolicy, Word
 from pipeline.events import TranscriptEvent
+from pipeline.redact import RedactConfig, Redactor
 from pipeline.vad import VadEvent, VadEventKind
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class StreamConfig:
     min_interim_audio_s: float = 0.6
     agreement: int = 2
     pending_finals: int = 8  # utterances waiting for their final before the call is paused
+    redact: RedactConfig = field(default_factory=RedactConfig)  # before anything leaves
 
 
 @dataclass(eq=False)
@@ -78,6 +80,7 @@ class ChannelStream:
         self.channel = channel
         self._owner = owner
         self._config = config
+        self._redactor = Redactor(config.redact)
         self._emit = emit
         self._tasks = tasks
         self._current: _Utterance | None = None
@@ -149,7 +152,12 @@ class ChannelStream:
         first = utt.interims == 0
         utt.interims += 1
         start = utt.start_sample / PIPELINE_RATE
-        committed, unstable = " ".join(partial.committed), " ".join(partial.tail)
+        # PII goes before the text leaves; a redacted run that crosses the commit point is
+        # held in the unstable tail until all of it is committed
+        tokens = self._redactor.tokens([*partial.committed, *partial.tail], open_end=True)
+        n = len(partial.committed)
+        committed = " ".join(t.text for t in tokens if t.last < n)
+        unstable = " ".join(t.text for t in tokens if t.last >= n)
         await self._emit(
             TranscriptEvent(
                 call_id=self.call_id,
@@ -192,7 +200,9 @@ class ChannelStream:
             Word(w.text, round(start + w.start, 3), round(start + w.end, 3), w.probability)
             for w in result.words
         ]
-        words = utt.policy.finalize(on_call_clock, start, end)
+        words, redacted = self._redactor.words(utt.policy.finalize(on_call_clock, start, end))
+        for kind in redacted:
+            metrics.PII_REDACTED.labels(kind.value).inc()
         if not words and utt.interims == 0:
             return  # nothing was said that the model could read, and nothing to retract
         final = TranscriptEvent(
