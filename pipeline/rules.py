@@ -1,0 +1,360 @@
+"""Alert rules over a call's event stream, configured in YAML.
+
+A plain synchronous engine per call: `RuleEngine.feed(event)` takes each event of the call as it
+is published (the versioned JSON dicts) and returns the alerts it raises. Rule types:
+
+- `phrase`: a final transcript of `channel` contains one of `phrases` (`match: exact`, whole
+  words, case-insensitive), matches one of them as a regular expression (`match: regex`), or is
+  similar to one of them (`match: semantic`: cosine similarity of sentence embeddings at least
+  `threshold`, with the encoder the engine is given);
+- `sentiment`: `turns` consecutive turns of `channel` with a sentiment score below `below`;
+- `frustration`: the customer's frustration score at least `above` for `for_s` seconds;
+- `talkover` / `dead_air`: one lasting at least `longer_than_s`;
+- `escalation` / `cancellation`: the customer asks for a manager / says they will cancel (the
+  cue patterns of the frustration score, negation-aware).
+
+Every rule has a `severity` (info / coaching / critical), a `cooldown_s` on the call's clock and a
+`prompt` for the agent. Every alert carries its evidence: the utterances, spans and scores that
+fired it. A malformed file is refused when it is loaded, naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pipeline.events import SCHEMA_VERSION
+from pipeline.frustration import find_cues
+
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+Similarity = Callable[[str, Sequence[str]], list[float]]  # text, examples -> cosine each
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    COACHING = "coaching"
+    CRITICAL = "critical"
+
+
+class RuleType(enum.StrEnum):
+    PHRASE = "phrase"
+    SENTIMENT = "sentiment"
+    FRUSTRATION = "frustration"
+    TALKOVER = "talkover"
+    DEAD_AIR = "dead_air"
+    ESCALATION = "escalation"
+    CANCELLATION = "cancellation"
+
+
+class Match(enum.StrEnum):
+    EXACT = "exact"
+    REGEX = "regex"
+    SEMANTIC = "semantic"
+
+
+class RulesError(ValueError):
+    def __init__(self, file: Path | str, line: int, field: str, problem: str) -> None:
+        super().__init__(f"{file}:{line}: {field}: {problem}")
+        self.file, self.line, self.field = str(file), line, field
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    type: RuleType
+    severity: Severity
+    prompt: str
+    cooldown_s: float = 60.0
+    channel: str = "customer"
+    match: Match = Match.EXACT
+    phrases: tuple[str, ...] = ()
+    threshold: float = 0.6  # semantic similarity
+    below: float = -0.3  # sentiment
+    turns: int = 2  # sentiment
+    above: float = 0.6  # frustration
+    for_s: float = 0.0  # frustration
+    longer_than_s: float = 3.0  # talkover, dead_air
+    patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    detail: str
+    start: float
+    end: float
+    utterance: int | None = None
+    text: str = ""
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"detail": self.detail, "start": self.start, "end": self.end}
+        if self.utterance is not None:
+            out["utterance"] = self.utterance
+        if self.text:
+            out["text"] = self.text
+        if self.score is not None:
+            out["score"] = round(self.score, 3)
+        return out
+
+
+@dataclass(frozen=True)
+class Alert:
+    call_id: str
+    channel: str
+    rule: str
+    severity: Severity
+    prompt: str
+    start: float
+    end: float
+    evidence: tuple[Evidence, ...]
+
+    type = "alert"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "type": self.type,
+            "call_id": self.call_id,
+            "channel": self.channel,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "prompt": self.prompt,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str, "type": str, "severity": str, "prompt": str, "cooldown_s": (int, float),
+    "channel": str, "match": str, "phrases": list, "threshold": (int, float),
+    "below": (int, float), "turns": int, "above": (int, float), "for_s": (int, float),
+    "longer_than_s": (int, float),
+}  # fmt: skip
+_NEEDS: dict[RuleType, tuple[str, ...]] = {
+    RuleType.PHRASE: ("phrases",),
+    RuleType.SENTIMENT: ("below", "turns"),
+    RuleType.FRUSTRATION: ("above",),
+    RuleType.TALKOVER: ("longer_than_s",),
+    RuleType.DEAD_AIR: ("longer_than_s",),
+    RuleType.ESCALATION: (),
+    RuleType.CANCELLATION: (),
+}
+
+
+def load_rules(path: Path | str = DEFAULT_RULES) -> list[Rule]:
+    """Parse and check a rules file; any problem raises `RulesError` with its line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(path, 0, "file", f"cannot be read ({exc.strerror})") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise RulesError(path, line, "yaml", str(getattr(exc, "problem", exc))) from exc
+    if not isinstance(root, yaml.MappingNode):
+        raise RulesError(path, _line(root), "rules", "the file must be a mapping with `rules:`")
+    top = _mapping(root)
+    version = top.get("version")
+    if version is not None and _scalar(version[1]) != 1:
+        raise RulesError(path, _line(version[0]), "version", "only version 1 is known")
+    if "rules" not in top or not isinstance(top["rules"][1], yaml.SequenceNode):
+        raise RulesError(path, _line(root), "rules", "a list of rules is required")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for node in top["rules"][1].value:
+        rule = _rule(path, node)
+        if rule.id in seen:
+            raise RulesError(path, _line(node), "id", f"{rule.id!r} is used twice")
+        seen.add(rule.id)
+        rules.append(rule)
+    return rules
+
+
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 0
+
+
+def _mapping(node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    return {str(k.value): (k, v) for k, v in node.value}
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _rule(path: Path, node: yaml.Node) -> Rule:
+    if not isinstance(node, yaml.MappingNode):
+        raise RulesError(path, _line(node), "rules[]", "each rule must be a mapping")
+    fields = _mapping(node)
+    where = f"rule {fields['id'][1].value!r}" if "id" in fields else "rule"
+    values: dict[str, Any] = {}
+    for name, (key, value) in fields.items():
+        if name not in _FIELDS:
+            raise RulesError(path, _line(key), name, f"unknown field in {where}")
+        got = _scalar(value)
+        want = _FIELDS[name]
+        if isinstance(got, bool) or not isinstance(got, want):
+            kind = want.__name__ if isinstance(want, type) else "a number"
+            raise RulesError(path, _line(value), name, f"must be {kind} in {where}")
+        values[name] = got
+
+    def fail(name: str, problem: str) -> RulesError:
+        line = _line(fields[name][1]) if name in fields else _line(node)
+        return RulesError(path, line, name, f"{problem} in {where}")
+
+    for name in ("id", "type", "severity", "prompt"):
+        if name not in values or values[name] == "":
+            raise fail(name, "is required")
+    kind = _enum(RuleType, values["type"], fail, "type")
+    severity = _enum(Severity, values["severity"], fail, "severity")
+    for name in _NEEDS[kind]:
+        if name not in values:
+            raise fail(name, f"is required for a {kind} rule")
+    match = _enum(Match, values.get("match", "exact"), fail, "match")
+    if values.get("channel", "customer") not in ("customer", "agent"):
+        raise fail("channel", "must be customer or agent")
+    if values.get("cooldown_s", 0) < 0:
+        raise fail("cooldown_s", "must not be negative")
+    phrases = tuple(values.get("phrases", ()))
+    if kind is RuleType.PHRASE and (not phrases or not all(isinstance(p, str) for p in phrases)):
+        raise fail("phrases", "must be a non-empty list of strings")
+    patterns: list[re.Pattern[str]] = []
+    for phrase in phrases if kind is RuleType.PHRASE and match is not Match.SEMANTIC else ():
+        source = phrase if match is Match.REGEX else r"\b" + re.escape(phrase.lower()) + r"\b"
+        try:
+            patterns.append(re.compile(source, re.IGNORECASE))
+        except re.error as exc:
+            raise fail("phrases", f"bad regular expression {phrase!r} ({exc})") from exc
+    if not 0 < values.get("threshold", 0.6) <= 1:
+        raise fail("threshold", "must be in (0, 1]")
+    if values.get("turns", 1) < 1:
+        raise fail("turns", "must be at least 1")
+    values.pop("type"), values.pop("severity"), values.pop("match", None)
+    values.pop("phrases", None)
+    return Rule(
+        type=kind, severity=severity, match=match, phrases=phrases, patterns=tuple(patterns),
+        **values,
+    )  # fmt: skip
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _enum(cls: type[E], value: str, fail: Callable[[str, str], RulesError], name: str) -> E:
+    try:
+        return cls(value)
+    except ValueError:
+        raise fail(name, f"must be one of {', '.join(m.value for m in cls)}") from None
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    last_fired: float | None = None
+    streak: list[Evidence] = field(default_factory=list)  # sentiment turns below the bar
+    high_since: float | None = None  # frustration at or above the bar since
+
+
+class RuleEngine:
+    """The rules of one call. Feed it every event of the call in order."""
+
+    def __init__(
+        self, call_id: str, rules: Sequence[Rule], similarity: Similarity | None = None
+    ) -> None:
+        semantic = [r.id for r in rules if r.type is RuleType.PHRASE and r.match is Match.SEMANTIC]
+        if semantic and similarity is None:
+            raise ValueError(f"semantic rules need a sentence encoder: {', '.join(semantic)}")
+        self.call_id = call_id
+        self.rules = list(rules)
+        self._similarity = similarity
+        self._state = {r.id: _State() for r in rules}
+
+    def feed(self, event: dict[str, Any]) -> list[Alert]:
+        alerts = []
+        for rule in self.rules:
+            evidence = self._check(rule, self._state[rule.id], event)
+            if evidence:
+                alert = self._fire(rule, event, evidence)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def _fire(self, rule: Rule, event: dict[str, Any], evidence: list[Evidence]) -> Alert | None:
+        state = self._state[rule.id]
+        now = float(event["end"])
+        if state.last_fired is not None and now - state.last_fired < rule.cooldown_s:
+            return None
+        state.last_fired = now
+        return Alert(
+            self.call_id, str(event["channel"]), rule.id, rule.severity, rule.prompt,
+            min(e.start for e in evidence), now, tuple(evidence),
+        )  # fmt: skip
+
+    def _check(self, rule: Rule, state: _State, e: dict[str, Any]) -> list[Evidence]:
+        kind = e.get("type")
+        if kind == "transcript" and e.get("final") and e.get("channel") == rule.channel:
+            return self._transcript(rule, e)
+        if rule.type is RuleType.SENTIMENT and kind == "sentiment" and e["channel"] == rule.channel:
+            if e["score"] < rule.below:
+                state.streak.append(
+                    Evidence("negative turn", e["start"], e["end"], e.get("utterance"),
+                             score=e["score"])
+                )  # fmt: skip
+            else:
+                state.streak.clear()
+            if len(state.streak) >= rule.turns:
+                out, state.streak = state.streak[-rule.turns :], []
+                return out
+        if rule.type is RuleType.FRUSTRATION and kind == "frustration":
+            if e["score"] < rule.above:
+                state.high_since = None
+                return []
+            if state.high_since is None:
+                state.high_since = float(e["end"])
+            if e["end"] - state.high_since >= rule.for_s:
+                reasons = ", ".join(r["kind"] for r in e.get("reasons", [])[:3])
+                return [
+                    Evidence(f"frustration {e['score']:.2f} ({reasons})", state.high_since,
+                             e["end"], e.get("utterance"), score=e["score"])
+                ]  # fmt: skip
+        long_enough = e.get("end", 0) - e.get("start", 0) >= rule.longer_than_s
+        if rule.type.value == kind and kind in ("talkover", "dead_air") and long_enough:
+            detail = f"{kind.replace('_', ' ')} {e['end'] - e['start']:.1f} s"
+            return [Evidence(detail, e["start"], e["end"])]
+        return []
+
+    def _transcript(self, rule: Rule, e: dict[str, Any]) -> list[Evidence]:
+        text = str(e["text"])
+
+        def found(detail: str, score: float | None = None) -> list[Evidence]:
+            return [Evidence(detail, e["start"], e["end"], e.get("utterance"), text, score)]
+
+        if rule.type in (RuleType.ESCALATION, RuleType.CANCELLATION):
+            for cue, phrase in find_cues(text):
+                if cue == rule.type.value:
+                    return found(f"{cue}: {phrase!r}")
+        elif rule.type is RuleType.PHRASE and rule.match is Match.SEMANTIC:
+            assert self._similarity is not None
+            scores = self._similarity(text, rule.phrases)
+            best = max(range(len(scores)), key=scores.__getitem__)
+            if scores[best] >= rule.threshold:
+                return found(f"like {rule.phrases[best]!r}", scores[best])
+        elif rule.type is RuleType.PHRASE:
+            for phrase, pattern in zip(rule.phrases, rule.patterns, strict=True):
+                if m := pattern.search(text):
+                    return found(f"said {m.group(0)!r} ({phrase!r})")
+        return []
