@@ -190,3 +190,32 @@ def test_malformed_files_name_file_line_and_field(tmp_path, text, line, field, p
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(RulesError, match="cannot be read"):
         load_rules(tmp_path / "nope.yaml")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from pipeline.embed import SentenceEncoder
+
+    return SentenceEncoder()  # the real all-MiniLM-L6-v2 from its PyPI package
+
+
+def test_semantic_phrases_with_the_real_encoder(encoder):
+    rules = [r for r in load_rules(DEFAULT_RULES) if r.id == "legal-threat"]
+    e = RuleEngine("c1", rules, encoder.similarity)
+    (alert,) = e.feed(final("My attorney will hear about this.", utterance=3, start=5, end=7))
+    (ev,) = alert.evidence
+    assert alert.severity is Severity.CRITICAL and ev.utterance == 3
+    assert ev.detail.startswith("like ") and ev.score is not None and ev.score >= 0.62
+    quiet = RuleEngine("c2", rules, encoder.similarity)
+    for text in ("can you send me the court documents for my case", "i will pay the bill today",
+                 "i need to talk to my wife first"):  # fmt: skip
+        assert not quiet.feed(final(text)), text
+
+
+def test_the_encoder_is_normalised_and_cached(encoder):
+    vecs = encoder.encode(["hello there", "good morning"])
+    assert vecs.shape == (2, 384)
+    assert abs(float((vecs[0] ** 2).sum()) - 1) < 1e-5
+    same = encoder.similarity("hello there", ["hello there", "the invoice is wrong"])
+    assert same[0] > 0.99 and same[1] < 0.5
+    assert "hello there" in encoder._cache
