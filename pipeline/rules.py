@@ -31,6 +31,7 @@ import yaml
 
 from pipeline.events import SCHEMA_VERSION
 from pipeline.frustration import find_cues
+from pipeline.yamlfile import ConfigError, entries, line, mapping, scalar
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 Similarity = Callable[[str, Sequence[str]], list[float]]  # text, examples -> cosine each
@@ -58,10 +59,7 @@ class Match(enum.StrEnum):
     SEMANTIC = "semantic"
 
 
-class RulesError(ValueError):
-    def __init__(self, file: Path | str, line: int, field: str, problem: str) -> None:
-        super().__init__(f"{file}:{line}: {field}: {problem}")
-        self.file, self.line, self.field = str(file), line, field
+RulesError = ConfigError
 
 
 @dataclass(frozen=True)
@@ -153,66 +151,37 @@ _NEEDS: dict[RuleType, tuple[str, ...]] = {
 def load_rules(path: Path | str = DEFAULT_RULES) -> list[Rule]:
     """Parse and check a rules file; any problem raises `RulesError` with its line and field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(path, 0, "file", f"cannot be read ({exc.strerror})") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise RulesError(path, line, "yaml", str(getattr(exc, "problem", exc))) from exc
-    if not isinstance(root, yaml.MappingNode):
-        raise RulesError(path, _line(root), "rules", "the file must be a mapping with `rules:`")
-    top = _mapping(root)
-    version = top.get("version")
-    if version is not None and _scalar(version[1]) != 1:
-        raise RulesError(path, _line(version[0]), "version", "only version 1 is known")
-    if "rules" not in top or not isinstance(top["rules"][1], yaml.SequenceNode):
-        raise RulesError(path, _line(root), "rules", "a list of rules is required")
+    nodes = entries(path, "rules")
     rules: list[Rule] = []
     seen: set[str] = set()
-    for node in top["rules"][1].value:
+    for node in nodes:
         rule = _rule(path, node)
         if rule.id in seen:
-            raise RulesError(path, _line(node), "id", f"{rule.id!r} is used twice")
+            raise RulesError(path, line(node), "id", f"{rule.id!r} is used twice")
         seen.add(rule.id)
         rules.append(rule)
     return rules
 
 
-def _line(node: yaml.Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None else 0
-
-
-def _mapping(node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-    return {str(k.value): (k, v) for k, v in node.value}
-
-
-def _scalar(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node))
-
-
 def _rule(path: Path, node: yaml.Node) -> Rule:
     if not isinstance(node, yaml.MappingNode):
-        raise RulesError(path, _line(node), "rules[]", "each rule must be a mapping")
-    fields = _mapping(node)
+        raise RulesError(path, line(node), "rules[]", "each rule must be a mapping")
+    fields = mapping(node)
     where = f"rule {fields['id'][1].value!r}" if "id" in fields else "rule"
     values: dict[str, Any] = {}
     for name, (key, value) in fields.items():
         if name not in _FIELDS:
-            raise RulesError(path, _line(key), name, f"unknown field in {where}")
-        got = _scalar(value)
+            raise RulesError(path, line(key), name, f"unknown field in {where}")
+        got = scalar(value)
         want = _FIELDS[name]
         if isinstance(got, bool) or not isinstance(got, want):
             kind = want.__name__ if isinstance(want, type) else "a number"
-            raise RulesError(path, _line(value), name, f"must be {kind} in {where}")
+            raise RulesError(path, line(value), name, f"must be {kind} in {where}")
         values[name] = got
 
     def fail(name: str, problem: str) -> RulesError:
-        line = _line(fields[name][1]) if name in fields else _line(node)
-        return RulesError(path, line, name, f"{problem} in {where}")
+        at = line(fields[name][1]) if name in fields else line(node)
+        return RulesError(path, at, name, f"{problem} in {where}")
 
     for name in ("id", "type", "severity", "prompt"):
         if name not in values or values[name] == "":
