@@ -36,6 +36,7 @@ class SentenceEncoder:
         self._model: Any = AutoModel.from_pretrained(source).to(device).eval()
         self._device = device
         self._cache: dict[str, Vectors] = {}
+        self._stacks: dict[tuple[str, ...], Vectors] = {}  # example lists, stacked once
         self._lock = threading.Lock()  # one inference at a time on the shared model
 
     def encode(self, texts: Sequence[str]) -> Vectors:
@@ -51,12 +52,15 @@ class SentenceEncoder:
             return np.asarray(pooled.cpu().numpy(), dtype=np.float32)
 
     def examples(self, texts: Sequence[str]) -> Vectors:
-        """Embeddings of example phrases, computed once."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            for text, vec in zip(missing, self.encode(missing), strict=True):
-                self._cache[text] = vec
-        return np.stack([self._cache[t] for t in texts])
+        """Embeddings of example phrases, computed and stacked once per list."""
+        key = tuple(texts)
+        if key not in self._stacks:
+            missing = [t for t in dict.fromkeys(key) if t not in self._cache]
+            if missing:
+                for text, vec in zip(missing, self.encode(missing), strict=True):
+                    self._cache[text] = vec
+            self._stacks[key] = np.stack([self._cache[t] for t in key])
+        return self._stacks[key]
 
     def similarity(self, text: str, examples: Sequence[str]) -> list[float]:
         """Cosine similarity of `text` with each example."""

@@ -275,28 +275,16 @@ class FrustrationScorer:
                 if self._decay(i, now) * 0.5 ** (self._turns - i.turn if i.turn else 0) >= 0.25
             ]
 
-        if parts["sentiment"] > 0.01:
-            turns = [i for i in recent(s.sentiment) if i.value >= 0.2]
-            negativity = parts["sentiment"] / SENTIMENT_WEIGHT
-            out.append(
-                Reason(
-                    "sentiment",
-                    parts["sentiment"],
-                    f"negative customer turns (recent negativity {negativity:.2f})",
-                    tuple(i.utterance for i in turns),
-                )
-            )
-        if parts["arousal"] > 0.01:
-            turns = [i for i in recent(s.arousal) if i.value >= 0.33]
-            mean = parts["arousal"] / AROUSAL_WEIGHT
-            out.append(
-                Reason(
-                    "arousal",
-                    parts["arousal"],
-                    f"voice raised against the customer's own baseline (arousal {mean:.2f})",
-                    tuple(i.utterance for i in turns),
-                )
-            )
+        graded = (  # kind, weight, items, a turn counts from, what the mean means
+            ("sentiment", SENTIMENT_WEIGHT, s.sentiment, 0.2,
+             "negative customer turns (recent negativity {:.2f})"),
+            ("arousal", AROUSAL_WEIGHT, s.arousal, 0.33,
+             "voice raised against the customer's own baseline (arousal {:.2f})"),
+        )  # fmt: skip
+        for kind, weight, items, least, detail in graded:
+            if parts[kind] > 0.01:
+                turns = tuple(i.utterance for i in recent(items) if i.value >= least)
+                out.append(Reason(kind, parts[kind], detail.format(parts[kind] / weight), turns))
         for item in recent(s.cues):
             out.append(
                 Reason(

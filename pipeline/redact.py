@@ -18,6 +18,7 @@ and the last word's end.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import itertools
 import re
@@ -260,8 +261,4 @@ def _join(tokens: Sequence[str]) -> tuple[str, list[int]]:
 
 
 def _token_at(starts: list[int], offset: int) -> int:
-    lo = 0
-    for i, s in enumerate(starts):
-        if s <= offset:
-            lo = i
-    return lo
+    return bisect.bisect_right(starts, offset) - 1

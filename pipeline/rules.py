@@ -210,8 +210,8 @@ def _rule(path: Path, node: yaml.Node) -> Rule:
         raise fail("threshold", "must be in (0, 1]")
     if values.get("turns", 1) < 1:
         raise fail("turns", "must be at least 1")
-    values.pop("type"), values.pop("severity"), values.pop("match", None)
-    values.pop("phrases", None)
+    for parsed in ("type", "severity", "match", "phrases"):
+        values.pop(parsed, None)
     return Rule(
         type=kind, severity=severity, match=match, phrases=phrases, patterns=tuple(patterns),
         **values,
