@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint pytest bench eval sentiment-roundtrip train-sentiment sample-call clean
+.PHONY: demo test lint pytest bench screenshots eval sentiment-roundtrip train-sentiment sample-call clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,9 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The browser tests drive Debian's Chromium (never `playwright install`).
 pytest: $(VENV)/.installed-dev
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
 
 test: lint pytest
@@ -37,6 +39,13 @@ bench: $(VENV)/.installed-dev
 	@test -d /usr/share/asterisk/sounds/en_US_f_Allison || (apt-get update -qq && apt-get install -y -qq asterisk-core-sounds-en-wav)
 	$(BIN)/python -m loadtest.bench_spine
 	$(BIN)/python -m loadtest.bench_mood --e2e 1 4
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python -m loadtest.bench_alerts --runs 5
+
+# Remake docs/wallboard.png and docs/agent-panel.png (three calls at once, ~80 s).
+screenshots: $(VENV)/.installed-dev
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/screenshots.py
 
 # Quality evaluations print figures: sentiment accuracy (held-out utterances, Rotten Tomatoes,
 # beside VADER) and frustration detection on the scripted calls (synthetic speech).

@@ -1,7 +1,8 @@
-"""The serving process: Redis (configured or embedded), the model owner, the gateway.
+"""The serving process: Redis (configured or embedded), the model owners, the gateway, the panels.
 
-Shutdown runs in a fixed order: stop accepting and drain calls, stop the model threads, close
-Redis, stop the embedded server.
+Start-up refuses a malformed rules or knowledge file (file, line and field named) before any model
+loads. Shutdown runs in a fixed order: stop accepting and drain calls, stop the panels, stop the
+model threads, close Redis, stop the embedded server.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from types import TracebackType
 
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.settings import Settings
+from coach_ui.server import PanelServer
 from gateway.server import Gateway
 from pipeline.asr import ModelOwner
+from pipeline.assist import AssistServices
 from pipeline.bus import RedisBus, connect
+from pipeline.knowledge import load_knowledge
 from pipeline.mood import MoodServices
+from pipeline.rules import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ class Service:
         self.bus: RedisBus | None = None
         self.gateway: Gateway | None = None
         self.mood: MoodServices | None = None
+        self.assist: AssistServices | None = None
+        self.panels: PanelServer | None = None
 
     @property
     def url(self) -> str:
@@ -41,6 +48,11 @@ class Service:
 
     async def __aenter__(self) -> Service:
         s = self.settings
+        if s.assist:  # a broken rules or knowledge file stops us before anything starts
+            cfg = s.assist_config()
+            load_rules(cfg.rules_file)
+            if cfg.knowledge_file is not None:
+                load_knowledge(cfg.knowledge_file)
         try:
             if not s.redis_url:
                 self.embedded = await asyncio.to_thread(EmbeddedRedis().start)
@@ -55,10 +67,16 @@ class Service:
                 self.mood = await asyncio.to_thread(
                     MoodServices.load, s.mood_config(), s.sentiment()
                 )
+            if s.assist:
+                log.info("loading the assist stage (rules %s)", s.assist_config().rules_file)
+                self.assist = await asyncio.to_thread(AssistServices.load, s.assist_config())
             self.gateway = Gateway(
-                s.gateway(), self.owner, self.bus, s.vad(), s.stream(), self.mood
+                s.gateway(), self.owner, self.bus, s.vad(), s.stream(), self.mood, self.assist
             )
             await self.gateway.start()
+            if s.panels:
+                self.panels = PanelServer(s.panel(), redis, self.bus.keys)
+                await self.panels.start()
         except BaseException:
             await self._shutdown()
             raise
@@ -73,12 +91,18 @@ class Service:
         if self.gateway is not None:
             await self.gateway.stop()
             self.gateway = None
+        if self.panels is not None:
+            await self.panels.stop()
+            self.panels = None
         if self.owner is not None:
             await asyncio.to_thread(self.owner.close)
             self.owner = None
         if self.mood is not None:
             await asyncio.to_thread(self.mood.close)
             self.mood = None
+        if self.assist is not None:
+            await asyncio.to_thread(self.assist.close)
+            self.assist = None
         if self.bus is not None:
             await self.bus.redis.aclose()
             self.bus = None
@@ -102,5 +126,9 @@ async def serve(settings: Settings, progress: Callable[[int, int], None] | None 
             service.gateway.port if service.gateway else 0,
             service.redis_url,
         )
+        if service.panels is not None:
+            p = service.panels
+            log.info("wall board: %s", p.url("/wallboard"))
+            log.info("agent panel: %s (replace AGENT_ID)", p.url("/agent/AGENT_ID"))
         await stop.wait()
         log.info("shutting down")

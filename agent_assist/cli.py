@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -18,6 +19,7 @@ from agent_assist.app import Service, serve
 from agent_assist.replay import Received, WavError, replay
 from coach_ui.terminal import TerminalTranscript
 from pipeline.models import ModelError, resolve_model
+from pipeline.yamlfile import ConfigError
 
 log = logging.getLogger("agent_assist")
 
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--file", type=Path, default=None, help="a stereo WAV instead of the sample call"
     )
+    p.add_argument(
+        "--hold", action="store_true", help="keep serving the panels after the call (Ctrl-C ends)"
+    )
     settings_mod.add_arguments(p)
 
     p = sub.add_parser("settings", help="print the effective settings")
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
         elif args.command == "model":
             print(resolve_model(settings.model, settings.model_cache, _Progress()))
-    except (ModelError, WavError, OSError) as exc:
+    except (ModelError, WavError, ConfigError, OSError) as exc:
         print(f"agent-assist: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -139,6 +144,8 @@ async def _replay(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
     settings = dataclasses.replace(settings, port=0) if settings.port == 8080 else settings
+    if settings.panel_port == 8081:  # the default: let the demo run beside a server
+        settings = dataclasses.replace(settings, panel_port=0)
     path = args.file or sample_call()
     print("agent-assist demo: starting Redis, the speech model and the gateway ...", flush=True)
     async with Service(settings, _Progress()) as service:
@@ -146,6 +153,11 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         print(f"  gateway   {service.url}")
         print(f"  metrics   http://{settings.host}:{service.gateway.port}/metrics")
         print(f"  redis     {service.redis_url}  (subscribe to {settings.redis_prefix}:events)")
+        if service.panels is not None:
+            print(f"  wall board   {service.panels.url('/wallboard')}")
+            print(f"  agent panel  {service.panels.url('/agent/demo-agent')}")
+            if not args.hold:
+                print("  (open them now: the panels stop with the call; --hold keeps them up)")
         print(
             f"replaying {path.name} at {args.speed:g}x "
             "(customer on the left channel, agent on the right)\n",
@@ -159,6 +171,10 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
             lambda got: view.show(got.event, got.latency),
             agent_id="demo-agent",
         )
+        if args.hold and service.panels is not None:
+            print("\ncall over; panels still up (Ctrl-C to stop)", flush=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
     finals = [r for r in result.received if r.event.get("final")]
     lags = sorted(r.latency for r in finals if r.latency is not None)
     if lags:

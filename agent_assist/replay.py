@@ -89,6 +89,7 @@ class ReplayResult:
     close_code: int | None = None
     close_reason: str = ""
     started_at: float = 0.0  # monotonic time the first audio frame was sent
+    started_wall: float = 0.0  # the same moment on the wall clock (time.time())
     speed: float = 1.0
 
     def sent_at(self, seconds: float) -> float:
@@ -172,6 +173,7 @@ async def replay(
 
         receiver = asyncio.create_task(receive())
         t0 = result.started_at = time.monotonic()
+        result.started_wall = time.time()
         for i, offset in enumerate(range(0, len(audio.data), step)):
             delay = t0 + i * frame_ms / 1000 / speed - time.monotonic()
             if delay > 0:

@@ -17,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coach_ui.server import PanelConfig
 from gateway.server import GatewayConfig
 from pipeline.asr import AsrConfig
+from pipeline.assist import AssistConfig
 from pipeline.bus import BusConfig
 from pipeline.conversation import ConversationConfig
 from pipeline.frustration import FrustrationConfig
+from pipeline.knowledge import DEFAULT_KNOWLEDGE
 from pipeline.mood import MoodConfig
 from pipeline.prosody import ProsodyConfig
 from pipeline.redact import PiiKind, RedactConfig
+from pipeline.rules import DEFAULT_RULES
 from pipeline.sentiment import SentimentConfig
 from pipeline.stream import StreamConfig
 from pipeline.vad import VadConfig
@@ -93,6 +97,23 @@ class Settings:
     redact: bool = _opt(True, "Redact PII from transcripts before they are published or stored")
     redact_kinds: str = _opt("card,ssn,phone,email,account", "Comma-separated PII kinds to redact")
     redact_min_digits: int = _opt(8, "A run of this many spoken or written digits is redacted")
+    assist: bool = _opt(True, "Run the alert rules and knowledge suggestions over every call")
+    rules_file: Path | None = _opt(None, "Alert rules YAML (default: the shipped rules.yaml)")
+    knowledge_file: Path | None = _opt(
+        None, "Knowledge base YAML for suggestions (default: the shipped knowledge.yaml)"
+    )
+    suggestions: bool = _opt(True, "Suggest knowledge entries for what the customer says")
+    suggestions_top_k: int = _opt(3, "Knowledge entries suggested per customer turn, at most")
+    suggestions_min_score: float = _opt(0.45, "Least similarity for a knowledge suggestion")
+    encoder_model: str = _opt(
+        "minilm", "Sentence encoder of semantic rules and suggestions: minilm, a directory or hub"
+    )
+    record_ttl_s: int = _opt(7 * 24 * 3600, "Seconds a finished call's post-call record is kept")
+    panels: bool = _opt(True, "Serve the agent panel and the supervisor wall board")
+    panel_port: int = _opt(8081, "Port of the panels and their API (0 picks a free one)")
+    panel_token: str = _opt(
+        "", "Access token of the panels and their API; empty makes a random one, logged at start"
+    )
     log_level: str = _opt("INFO", "Logging level")
 
     def asr(self) -> AsrConfig:
@@ -162,7 +183,23 @@ class Settings:
         )
 
     def bus(self) -> BusConfig:
-        return BusConfig(prefix=self.redis_prefix, call_ttl_s=self.call_ttl_s)
+        return BusConfig(
+            prefix=self.redis_prefix, call_ttl_s=self.call_ttl_s, record_ttl_s=self.record_ttl_s
+        )
+
+    def assist_config(self) -> AssistConfig:
+        return AssistConfig(
+            rules_file=self.rules_file or DEFAULT_RULES,
+            knowledge_file=(self.knowledge_file or DEFAULT_KNOWLEDGE) if self.suggestions else None,
+            encoder=self.encoder_model,
+            device=self.sentiment_device,
+            threads=self.sentiment_threads,
+            top_k=self.suggestions_top_k,
+            min_score=self.suggestions_min_score,
+        )
+
+    def panel(self) -> PanelConfig:
+        return PanelConfig(host=self.host, port=self.panel_port, token=self.panel_token)
 
     def gateway(self) -> GatewayConfig:
         return GatewayConfig(host=self.host, port=self.port, max_frame_bytes=self.max_frame_bytes)

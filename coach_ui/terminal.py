@@ -5,6 +5,8 @@ a dimmed line shows its sentiment and tone and, for the customer, the frustratio
 when frustration becomes active, with its main reasons). Talk-overs and dead air print as they
 end. The newest interim stays on one status line below, its committed part plain and its
 unstable tail dimmed, when the output is a terminal; without a terminal interims are not shown.
+Alerts print as they fire (severity, rule, the agent's prompt); knowledge suggestions print the
+best entry's title and match score.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ class TerminalTranscript:
             self._flush_mood(event, "")
         elif kind == "frustration" and event.get("utterance") is not None:
             self._flush_mood(event, _frustration(event))
+        elif kind == "alert":
+            mark = {"critical": "!!", "coaching": "->", "info": "--"}.get(event["severity"], "--")
+            self._line(
+                f"{INDENT}{BOLD}{mark} {event['severity'].upper()} {event['rule']}{RESET}: "
+                f"{event['prompt']}"
+            )
+        elif kind == "suggestions" and event["items"]:
+            best = event["items"][0]
+            self._line(f"{INDENT}{DIM}?? suggest: {best['title']} ({best['score']:.2f}){RESET}")
         elif kind in ("talkover", "dead_air") and event["final"]:
             if kind == "talkover":
                 text = f"talk-over: {event['channel']} cut in on {event['interrupted']}"

@@ -29,6 +29,7 @@ from gateway.native import (
 )
 from pipeline import metrics
 from pipeline.asr import ModelOwner
+from pipeline.assist import AssistServices
 from pipeline.bus import RedisBus
 from pipeline.events import Event, TranscriptEvent, dumps
 from pipeline.mood import MoodServices
@@ -59,9 +60,11 @@ class Gateway:
         vad: VadConfig,
         stream: StreamConfig,
         mood: MoodServices | None = None,
+        assist: AssistServices | None = None,
     ) -> None:
         self.config = config
         self._mood = mood
+        self._assist = assist
         self._owner = owner
         self._bus = bus
         self._vad = vad
@@ -159,7 +162,7 @@ class Gateway:
             nonlocal finals
             finals += isinstance(event, TranscriptEvent) and event.final
             message = event.to_dict()
-            await self._bus.publish(message)
+            await self._bus.publish(message, info.agent_id)
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(dumps(message))
 
@@ -172,7 +175,7 @@ class Gateway:
         error: ProtocolError | None = None
         ended = "stop"
         async with CallSession(
-            info, self._owner, sink, self._vad, self._stream, self._mood
+            info, self._owner, sink, self._vad, self._stream, self._mood, self._assist
         ) as session:
             await ws.send(
                 json.dumps(
@@ -220,7 +223,11 @@ class Gateway:
                     await self._refuse(ws, error, info.call_id)
 
         await self._bus.call_ended(
-            info.call_id, duration=round(session.duration, 3), finals=finals, ended=ended
+            info.call_id,
+            info.agent_id,
+            duration=round(session.duration, 3),
+            finals=finals,
+            ended=ended,
         )
         log.info(
             "call ended (%s) after %.1f s, %d finals",

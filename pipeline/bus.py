@@ -9,11 +9,22 @@ With the default prefix `aa`:
 | `aa:calls`                     | pub/sub | call lifecycle: `call_started`, `call_ended` |
 | `aa:call:{call_id}`            | hash    | metadata, `status`, `last_seq`, newest interims/mood |
 | `aa:call:{call_id}:transcript` | list    | the call's final transcript events, in order (JSON) |
-| `aa:call:{call_id}:mood`       | list    | its other events: sentiment, emotion, signals, ... |
+| `aa:call:{call_id}:mood`       | list    | other events: mood, signals, alerts, suggestions |
+| `aa:call:{call_id}:trend`      | list    | customer rolling sentiment `[t, rolling]`, last 120 |
 | `aa:calls:active`              | set     | ids of calls in progress |
+| `aa:alerts`                    | pub/sub | every alert of every call (supervisors) |
+| `aa:alerts:feed`               | list    | the last 50 alerts, newest first, with `agent_id` |
+| `aa:alerts:recent`             | zset    | alerts by wall-clock time (alerts per minute) |
+| `aa:agent:{agent_id}`          | pub/sub | every event and lifecycle message of their calls |
+| `aa:agent:{agent_id}:call`     | string  | the agent's current (or last) call id |
+| `aa:wallboard`                 | pub/sub | wall-board summaries: tiles and aggregates |
+| `aa:wallboard:state`           | string  | the latest summary, for late joiners |
+| `aa:record:{call_id}`          | string  | post-call record (JSON), kept `record_ttl_s` |
 
-A call's keys expire `call_ttl_s` after it ends. A panel that joins late subscribes first, then
-reads the stored state, and skips live events whose `seq` it has already seen (`follow_call`).
+A call's live keys expire `call_ttl_s` after it ends; its post-call record (redacted transcript,
+every event, alerts, an extractive summary) is written when it ends and kept `record_ttl_s`. A
+panel that joins late subscribes first, then reads the stored state, and skips live events whose
+`seq` it has already seen (`follow_call`).
 
 Redis failures never reach the call: they are logged, counted, and the event still goes to the
 ingest socket.
@@ -37,6 +48,7 @@ from redis.retry import Retry
 
 from pipeline import metrics
 from pipeline.events import call_message, dumps
+from pipeline.summary import call_summary
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +57,7 @@ log = logging.getLogger(__name__)
 class BusConfig:
     prefix: str = "aa"
     call_ttl_s: int = 3600
+    record_ttl_s: int = 7 * 24 * 3600
 
 
 def connect(url: str) -> Redis:
@@ -70,6 +83,24 @@ class Keys:
         self.events = f"{prefix}:events"
         self.calls = f"{prefix}:calls"
         self.active = f"{prefix}:calls:active"
+        self.alerts = f"{prefix}:alerts"
+        self.alerts_feed = f"{prefix}:alerts:feed"
+        self.alerts_recent = f"{prefix}:alerts:recent"
+        self.wallboard = f"{prefix}:wallboard"
+        self.wallboard_state = f"{prefix}:wallboard:state"
+        self.wallboard_lock = f"{prefix}:wallboard:lock"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.prefix}:agent:{agent_id}"
+
+    def agent_call(self, agent_id: str) -> str:
+        return f"{self.prefix}:agent:{agent_id}:call"
+
+    def trend(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}:trend"
+
+    def record(self, call_id: str) -> str:
+        return f"{self.prefix}:record:{call_id}"
 
     def call(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}"
@@ -97,19 +128,33 @@ class RedisBus:
         msg = dumps(call_message("call_started", call_id, agent_id=agent_id, **meta))
         async with self._guard("call_started"):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(k.call(call_id), k.transcript(call_id), k.mood(call_id))
+            pipe.delete(k.call(call_id), k.transcript(call_id), k.mood(call_id), k.trend(call_id))
             pipe.hset(k.call(call_id), mapping={f: str(v) for f, v in fields.items()})
             pipe.sadd(k.active, call_id)
+            pipe.set(k.agent_call(agent_id), call_id, ex=self.config.record_ttl_s)
             pipe.publish(k.calls, msg)
+            pipe.publish(k.agent(agent_id), msg)
             await pipe.execute()
 
-    async def publish(self, event: dict[str, Any]) -> None:
+    async def publish(self, event: dict[str, Any], agent_id: str = "") -> None:
         k = self.keys
         call_id = event["call_id"]
         msg = dumps(event)
         kind = event.get("type")
+        now = time.time()
         async with self._guard("publish"):
             pipe = self.redis.pipeline(transaction=True)
+            if kind == "alert":
+                at = str(now)
+                pipe.hset(k.call(call_id), mapping={"alert_at": at, f"{event['severity']}_at": at})
+                pipe.hincrby(k.call(call_id), "alerts", 1)
+                pipe.lpush(k.alerts_feed, dumps(event | {"agent_id": agent_id, "at": now}))
+                pipe.ltrim(k.alerts_feed, 0, 49)
+                pipe.zadd(k.alerts_recent, {f"{call_id}:{event['seq']}": now})
+                pipe.publish(k.alerts, dumps(event | {"agent_id": agent_id, "at": now}))
+            elif kind == "sentiment" and event["channel"] == "customer":
+                pipe.rpush(k.trend(call_id), json.dumps([event["end"], event["rolling"]]))
+                pipe.ltrim(k.trend(call_id), -120, -1)
             if kind == "transcript":
                 if event["final"]:
                     pipe.rpush(k.transcript(call_id), msg)
@@ -123,22 +168,31 @@ class RedisBus:
             pipe.hset(k.call(call_id), "last_seq", event["seq"])
             pipe.publish(k.call_events(call_id), msg)
             pipe.publish(k.events, msg)
+            if agent_id:
+                pipe.publish(k.agent(agent_id), msg)
             await pipe.execute()
 
-    async def call_ended(self, call_id: str, **summary: Any) -> None:
+    async def call_ended(self, call_id: str, agent_id: str = "", **summary: Any) -> None:
+        """Mark the call ended, write its post-call record, tell the subscribers."""
         k = self.keys
         ttl = self.config.call_ttl_s
-        msg = dumps(call_message("call_ended", call_id, **summary))
+        msg = dumps(call_message("call_ended", call_id, agent_id=agent_id, **summary))
         fields: dict[str | bytes, str] = {"status": "ended", "ended_at": str(time.time())}
         fields |= {f: str(v) for f, v in summary.items()}
         async with self._guard("call_ended"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(k.call(call_id), mapping=fields)  # type: ignore[arg-type]
             pipe.srem(k.active, call_id)
-            pipe.expire(k.call(call_id), ttl)
-            pipe.expire(k.transcript(call_id), ttl)
-            pipe.expire(k.mood(call_id), ttl)
+            for key in (k.call(call_id), k.transcript(call_id), k.mood(call_id), k.trend(call_id)):
+                pipe.expire(key, ttl)
+            await pipe.execute()
+            meta, events = await call_state(self.redis, k, call_id, mood=True)
+            record = call_record(meta, events)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(k.record(call_id), dumps(record), ex=self.config.record_ttl_s)
             pipe.publish(k.calls, msg)
+            if agent_id:
+                pipe.publish(k.agent(agent_id), msg)
             await pipe.execute()
 
     def _guard(self, op: str) -> _Guard:
@@ -175,6 +229,30 @@ async def call_state(
     meta, *lists = await pipe.execute()
     events = [json.loads(e) for stored in lists for e in stored]
     return meta, sorted(events, key=lambda e: int(e["seq"]))
+
+
+def call_record(meta: dict[str, str], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The post-call record: metadata, the (redacted) transcript, every event, the alerts and an
+    extractive summary."""
+    finals = [e for e in events if e["type"] == "transcript"]
+    alerts = [e for e in events if e["type"] == "alert"]
+    numbers = {"started_at", "ended_at", "duration", "sample_rate", "finals", "last_seq"}
+    info: dict[str, Any] = {
+        name: float(value) if name in numbers else value
+        for name, value in meta.items()
+        if ":" not in name and name in numbers | {"call_id", "agent_id", "status", "ended"}
+    }
+    return {
+        "v": 1,
+        "type": "call_record",
+        **info,
+        "transcript": [
+            {f: e[f] for f in ("channel", "utterance", "start", "end", "text")} for e in finals
+        ],
+        "summary": call_summary(finals, alerts),
+        "alerts": alerts,
+        "events": events,
+    }
 
 
 async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[dict[str, Any]]:

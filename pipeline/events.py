@@ -5,8 +5,10 @@ Every event has `v` (schema version), `type`, `call_id`, `seq` (per call, increa
 clock). Call lifecycle messages (`call_started`, `call_ended`) are not channel events: they carry
 no `channel` and travel on their own Redis channel.
 
-Types: `transcript`, and the mood events `sentiment`, `emotion`, `talkover`, `dead_air`,
-`talk_stats`, `frustration` (the README's Events section shows each).
+Types: `transcript`, the mood events `sentiment`, `emotion`, `talkover`, `dead_air`,
+`talk_stats`, `frustration`, and the assist events `alert` (a rule fired: severity, the agent's
+prompt, evidence) and `suggestions` (knowledge entries for what the customer just said). The
+README's Events section shows each.
 """
 
 from __future__ import annotations
@@ -215,8 +217,62 @@ class FrustrationEvent(_MoodEvent):
         return out
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What fired an alert: an utterance, a span of the call, a score."""
+
+    detail: str
+    start: float
+    end: float
+    utterance: int | None = None
+    text: str = ""
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"detail": self.detail, "start": self.start, "end": self.end}
+        if self.utterance is not None:
+            out["utterance"] = self.utterance
+        if self.text:
+            out["text"] = self.text
+        if self.score is not None:
+            out["score"] = round(self.score, 3)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEvent(_MoodEvent):
+    """A rule fired (channel: whose words or signal fired it); `prompt` is the agent's card."""
+
+    rule: str
+    severity: str  # info | coaching | critical
+    prompt: str
+    evidence: tuple[Evidence, ...]
+    type: ClassVar[str] = "alert"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": str(self.severity),
+            "prompt": self.prompt,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuggestionEvent(_MoodEvent):
+    """Knowledge entries matched to one final customer transcript, best first."""
+
+    utterance: int
+    items: tuple[dict[str, Any], ...]  # id, title, answer, score, matched
+    type: ClassVar[str] = "suggestions"
+
+    def body(self) -> dict[str, Any]:
+        return {"utterance": self.utterance, "items": list(self.items)}
+
+
 MoodEvent = SentimentEvent | EmotionEvent | SignalEvent | TalkStatsEvent | FrustrationEvent
-Event = TranscriptEvent | MoodEvent
+AssistEvent = AlertEvent | SuggestionEvent
+Event = TranscriptEvent | MoodEvent | AssistEvent
 
 
 def call_message(kind: str, call_id: str, **fields: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipeline.embed import SentenceEncoder
+from pipeline.embed import SentenceEncoder, Vectors
 from pipeline.yamlfile import ConfigError, entries, line, mapping, scalar
 
 DEFAULT_KNOWLEDGE = Path(__file__).with_name("knowledge.yaml")
@@ -84,7 +84,13 @@ class KnowledgeBase:
         """Best entries for what the customer said (blocking: call it off the event loop)."""
         if not text.strip() or not self.entries:
             return []
-        sims = self._vectors @ self._encoder.encode([text])[0]
+        return self.suggest_vector(self._encoder.encode([text])[0])
+
+    def suggest_vector(self, vector: Vectors) -> list[Suggestion]:
+        """Best entries for an utterance already embedded (cheap: a few dot products)."""
+        if not self.entries:
+            return []
+        sims = self._vectors @ vector
         best: dict[int, int] = {}  # entry -> index of its best question
         for qi in np.argsort(-sims):
             best.setdefault(self._owner[qi], int(qi))

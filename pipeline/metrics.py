@@ -75,3 +75,11 @@ PII_REDACTED = Counter(
     "PII redacted from final transcripts before publishing, by kind",
     ["kind"],
 )
+ALERTS = Counter("agent_assist_alerts_total", "Alerts raised by the rule engine", ["severity"])
+SUGGESTIONS = Counter(
+    "agent_assist_suggestions_total", "Knowledge suggestion events sent to agents"
+)
+PANEL_CLIENTS = Gauge("agent_assist_panel_clients", "Panel WebSocket connections open", ["panel"])
+PANEL_REFUSED = Counter(
+    "agent_assist_panel_refused_total", "Panel requests refused (bad token, bad path)", ["reason"]
+)

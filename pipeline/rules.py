@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pipeline.events import SCHEMA_VERSION
+from pipeline.audio import Channel
+from pipeline.events import AlertEvent, Evidence
 from pipeline.frustration import find_cues
 from pipeline.yamlfile import ConfigError, entries, line, mapping, scalar
 
@@ -79,54 +80,6 @@ class Rule:
     for_s: float = 0.0  # frustration
     longer_than_s: float = 3.0  # talkover, dead_air
     patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    detail: str
-    start: float
-    end: float
-    utterance: int | None = None
-    text: str = ""
-    score: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"detail": self.detail, "start": self.start, "end": self.end}
-        if self.utterance is not None:
-            out["utterance"] = self.utterance
-        if self.text:
-            out["text"] = self.text
-        if self.score is not None:
-            out["score"] = round(self.score, 3)
-        return out
-
-
-@dataclass(frozen=True)
-class Alert:
-    call_id: str
-    channel: str
-    rule: str
-    severity: Severity
-    prompt: str
-    start: float
-    end: float
-    evidence: tuple[Evidence, ...]
-
-    type = "alert"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": SCHEMA_VERSION,
-            "type": self.type,
-            "call_id": self.call_id,
-            "channel": self.channel,
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "rule": self.rule,
-            "severity": self.severity.value,
-            "prompt": self.prompt,
-            "evidence": [e.to_dict() for e in self.evidence],
-        }
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -252,7 +205,7 @@ class RuleEngine:
         self._similarity = similarity
         self._state = {r.id: _State() for r in rules}
 
-    def feed(self, event: dict[str, Any]) -> list[Alert]:
+    def feed(self, event: dict[str, Any]) -> list[AlertEvent]:
         alerts = []
         for rule in self.rules:
             evidence = self._check(rule, self._state[rule.id], event)
@@ -262,15 +215,18 @@ class RuleEngine:
                     alerts.append(alert)
         return alerts
 
-    def _fire(self, rule: Rule, event: dict[str, Any], evidence: list[Evidence]) -> Alert | None:
+    def _fire(
+        self, rule: Rule, event: dict[str, Any], evidence: list[Evidence]
+    ) -> AlertEvent | None:
         state = self._state[rule.id]
         now = float(event["end"])
         if state.last_fired is not None and now - state.last_fired < rule.cooldown_s:
             return None
         state.last_fired = now
-        return Alert(
-            self.call_id, str(event["channel"]), rule.id, rule.severity, rule.prompt,
-            min(e.start for e in evidence), now, tuple(evidence),
+        return AlertEvent(
+            call_id=self.call_id, channel=Channel[str(event["channel"]).upper()],
+            start=min(e.start for e in evidence), end=now, rule=rule.id,
+            severity=rule.severity, prompt=rule.prompt, evidence=tuple(evidence),
         )  # fmt: skip
 
     def _check(self, rule: Rule, state: _State, e: dict[str, Any]) -> list[Evidence]:

@@ -6,6 +6,7 @@
                                     |  VAD events                  | finals + their audio
                                     +------------> CallMood <-------+
                       (talk-over, dead air, sentiment, emotion, talk stats, frustration) --> sink
+    every event ---> CallAssist (alert rules, knowledge suggestions) --> alert, suggestions --> sink
 
 The session numbers events (`seq`) and hands them to its sink, which publishes them.
 """
@@ -21,6 +22,7 @@ import numpy as np
 
 from pipeline import metrics
 from pipeline.asr import ModelOwner
+from pipeline.assist import AssistServices, CallAssist
 from pipeline.audio import PCM, Channel, Encoding, Resampler, decode_interleaved
 from pipeline.events import Event, TranscriptEvent
 from pipeline.mood import CallMood, MoodServices
@@ -71,10 +73,13 @@ class CallSession:
         vad: VadConfig | None = None,
         stream: StreamConfig | None = None,
         mood: MoodServices | None = None,
+        assist: AssistServices | None = None,
     ) -> None:
         self.info = info
         self._mood_services = mood
+        self._assist_services = assist
         self.mood: CallMood | None = None
+        self.assist: CallAssist | None = None
         self._owner = owner
         self._sink = sink
         self._vad = vad or VadConfig()
@@ -90,6 +95,10 @@ class CallSession:
         await self._tasks.__aenter__()
         if self._mood_services is not None:
             self.mood = CallMood(self.info.call_id, self._mood_services, self._emit, self._tasks)
+        if self._assist_services is not None:
+            self.assist = CallAssist(
+                self.info.call_id, self._assist_services, self._emit, self._tasks
+            )
         self._pipes = [
             _ChannelPipe(
                 self.info,
@@ -149,6 +158,8 @@ class CallSession:
             await pipe.stream.close()
         if self.mood is not None:
             await self.mood.close(max(pipe.resampler.samples_out for pipe in self._pipes))
+        if self.assist is not None:
+            await self.assist.close()
 
     async def _emit(self, event: Event) -> None:
         async with self._emit_lock:  # sinks see events in `seq` order
@@ -156,4 +167,7 @@ class CallSession:
             if isinstance(event, TranscriptEvent):
                 kind = "final" if event.final else "interim"
                 metrics.TRANSCRIPTS.labels(event.channel.label, kind).inc()
-            await self._sink(replace(event, seq=self._seq))
+            event = replace(event, seq=self._seq)
+            await self._sink(event)
+            if self.assist is not None:
+                self.assist.observe(event)

@@ -23,7 +23,14 @@ SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(port=0, redis_url=None, call_ttl_s=600, log_level="INFO")
+    return Settings(
+        port=0,
+        panel_port=0,
+        panel_token="test-token",
+        redis_url=None,
+        call_ttl_s=600,
+        log_level="INFO",
+    )
 
 
 @pytest.fixture(scope="session")

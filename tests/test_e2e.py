@@ -77,7 +77,7 @@ MOOD_TYPES = {"sentiment", "emotion", "talk_stats", "frustration", "talkover", "
 def test_every_event_has_the_envelope(streamed):
     for e in streamed[0].events:
         assert e["v"] == 1 and e["call_id"] == CALL_ID and isinstance(e["seq"], int)
-        assert e["type"] in {"transcript"} | MOOD_TYPES
+        assert e["type"] in {"transcript", "alert", "suggestions"} | MOOD_TYPES
         assert e["channel"] in ("customer", "agent")
         assert 0 <= e["start"] <= e["end"] <= 73
     for e in transcripts(streamed[0].events):

@@ -86,7 +86,8 @@ def counted(kind: str) -> float:
 )
 async def test_bad_input_is_closed_with_code_and_reason(service, name, messages, code, kind, words):
     before = counted(kind)
-    close_code, reason, error = await offend(service.url, messages, f"bad-{kind}")
+    call_id = f"bad-{kind}-{CASES.index(next(c for c in CASES if c[0] == name))}"
+    close_code, reason, error = await offend(service.url, messages, call_id)
     assert close_code == code
     assert words in reason
     assert error == {"type": "error", "code": code, "kind": kind, "reason": reason}

@@ -75,6 +75,9 @@ async def redis_contents(service, keys):
             stored += [str(v) for v in await redis.lrange(key, 0, -1)]
         else:
             raise AssertionError(f"unexpected {kind} key {key}")
+    assert await redis.exists(keys.record(CALL_ID)), "the post-call record is among them"
+    shared = await redis.lrange(keys.alerts_feed, 0, -1)  # alerts of every call, with evidence
+    stored += [str(a) for a in shared if CALL_ID in str(a)]
     return result, published, stored
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.audio import Channel
 from pipeline.rules import (
     DEFAULT_RULES,
     Match,
@@ -110,7 +111,7 @@ def test_signals_longer_than(kind):
     e = engine(type=kind, longer_than_s=3, cooldown_s=0)
     assert not e.feed(signal(kind.value, 10, 12.9))
     (alert,) = e.feed(signal(kind.value, 20, 23.5, channel="agent"))
-    assert alert.channel == "agent" and alert.evidence[0].detail.endswith("3.5 s")
+    assert alert.channel is Channel.AGENT and alert.evidence[0].detail.endswith("3.5 s")
     other = RuleType.DEAD_AIR if kind is RuleType.TALKOVER else RuleType.TALKOVER
     assert not e.feed(signal(other.value, 30, 40))
 
