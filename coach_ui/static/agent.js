@@ -75,14 +75,20 @@
       AA.el("div", {class: "row"}, AA.el("span", {class: "label", text: "Frustration "}),
         AA.gauge(f ? f.score : 0, f ? f.level : "low")));
 
-    document.getElementById("cards").replaceChildren(...state.cards.map((a) => {
+    // The newest cards in full; older ones fold away so the suggestions stay in view.
+    const cards = state.cards.map((a) => {
       const ev = (a.evidence || [])[0] || {};
       return AA.el("li", {class: `card sev-${a.severity}`, "data-severity": a.severity, "data-rule": a.rule},
         AA.el("div", {class: "card-head"}, AA.el("strong", {text: AA.SEVERITY[a.severity] || a.severity}),
           AA.el("span", {class: "rule", text: ` ${a.rule}`})),
         AA.el("p", {class: "prompt", text: a.prompt}),
         ev.text ? AA.el("q", {text: ev.text}) : AA.el("p", {class: "detail", text: ev.detail || ""}));
-    }));
+    });
+    const older = cards.slice(2);
+    document.getElementById("cards").replaceChildren(...cards.slice(0, 2), older.length ?
+      AA.el("li", {class: "older"}, AA.el("details", {},
+        AA.el("summary", {text: `${older.length} earlier alert${older.length > 1 ? "s" : ""}`}),
+        AA.el("ol", {class: "cards"}, ...older))) : null);
 
     const items = state.suggestions ? state.suggestions.items : [];
     document.getElementById("suggestions").replaceChildren(...items.map((it) =>
