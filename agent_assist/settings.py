@@ -97,6 +97,9 @@ class Settings:
     redact: bool = _opt(True, "Redact PII from transcripts before they are published or stored")
     redact_kinds: str = _opt("card,ssn,phone,email,account", "Comma-separated PII kinds to redact")
     redact_min_digits: int = _opt(8, "A run of this many spoken or written digits is redacted")
+    redact_cued_min_digits: int = _opt(
+        5, 'Digits enough right after "social security", "card" or "account" to redact'
+    )
     assist: bool = _opt(True, "Run the alert rules and knowledge suggestions over every call")
     rules_file: Path | None = _opt(None, "Alert rules YAML (default: the shipped rules.yaml)")
     knowledge_file: Path | None = _opt(
@@ -157,6 +160,7 @@ class Settings:
             enabled=self.redact,
             kinds=frozenset(PiiKind(k) for k in kinds),
             min_digits=self.redact_min_digits,
+            cued_min_digits=self.redact_cued_min_digits,
         )
 
     def mood_config(self) -> MoodConfig:

@@ -7,6 +7,8 @@ Works on the recognizer's words, so written and spoken forms are both caught:
   a card number (13-19 digits passing the Luhn check), a US SSN (9 digits grouped 3-2-4 or
   after "social security"/"ssn", in the valid ranges), a phone number (10 digits, 11 starting
   with 1, or 7 grouped 3-4), or any other run of at least `min_digits` (8) as an account number;
+  right after a cue ("social security", "card", "account") a shorter run of `cued_min_digits` (5)
+  is that kind, so a number the recognizer partly misheard is still caught;
 - e-mail addresses, written (`mark.hill@mailbox.com`) or spoken ("mark dot hill at mailbox dot
   com").
 
@@ -45,6 +47,7 @@ class RedactConfig:
     enabled: bool = True
     kinds: frozenset[PiiKind] = frozenset(PiiKind)
     min_digits: int = 8  # a run of this many digits is redacted whatever its shape
+    cued_min_digits: int = 5  # after "social security", "card", "account": fewer digits suffice
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,14 @@ _EDGE = "\"'\u201c\u201d\u2018\u2019()[]{}<>,;:!?."
 _DIGITS = re.compile(r"\d+(?:[-./]\d+)*")
 _AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d{1,2}|\d{4}-\d{2}-\d{2}")
 _SSN_CONTEXT = {"social", "ssn", "security"}
+# a run of `cued_min_digits` or more right after one of these words is that kind of number, even
+# when the recognizer misheard some of its digits ("social security number is one two three four
+# times six seven eight": a partial SSN is still an SSN); a last four ("card ending 4410") stays
+_CUES = (
+    (PiiKind.SSN, _SSN_CONTEXT),
+    (PiiKind.CARD, {"card", "credit", "debit", "visa", "mastercard", "amex"}),
+    (PiiKind.ACCOUNT, {"account", "routing", "iban"}),
+)
 # where a spoken address's local part stops when read backwards ("my email is mark dot hill at")
 _LOCAL_STOP = {"is", "it's", "email", "e-mail", "address", "my", "the", "to", "at", "and", "was"}
 
@@ -219,6 +230,10 @@ class Redactor:
             return PiiKind.CARD
         if n == 10 or (n == 11 and d[0] == "1") or (n == 7 and groups == [3, 4]):
             return PiiKind.PHONE
+        if n >= self.config.cued_min_digits:
+            for kind, cues in _CUES:
+                if before & cues and not (kind is PiiKind.SSN and n == 9 and not valid_ssn(d)):
+                    return kind
         if n >= self.config.min_digits:
             return PiiKind.ACCOUNT
         return None
