@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coach_ui.server import PanelConfig
-from gateway.server import GatewayConfig
+from gateway.calls import GatewayConfig
 from pipeline.asr import AsrConfig
 from pipeline.assist import AssistConfig
 from pipeline.bus import BusConfig
@@ -75,6 +75,24 @@ class Settings:
     vad_pad_ms: int = _opt(300, "Audio kept before and after the voiced part of an utterance")
     max_utterance_s: float = _opt(20.0, "Longest utterance before it is cut")
     max_frame_bytes: int = _opt(65536, "Largest binary audio frame accepted")
+    public_url: str | None = _opt(
+        None, "The gateway's URL as telephony platforms dial it (wss://host), for signatures"
+    )
+    twilio_auth_token: str | None = _opt(
+        None, "Twilio auth token: when set, X-Twilio-Signature must match", "TWILIO_AUTH_TOKEN"
+    )
+    audiohook_api_key: str | None = _opt(None, "Genesys AudioHook API key (X-API-KEY) required")
+    audiohook_client_secret: str | None = _opt(
+        None, "Genesys AudioHook client secret (base64): when set, requests must be signed"
+    )
+    audiofork_token: str | None = _opt(
+        None, "FreeSWITCH audio fork token (basic-auth password or bearer) required"
+    )
+    audiosocket_port: int = _opt(
+        9092, "Asterisk AudioSocket port of customer legs; agent legs on the next (-1: off)"
+    )
+    webrtc_port: int = _opt(8082, "WebRTC offer/answer endpoint and softphone page port (-1: off)")
+    webrtc_token: str | None = _opt(None, "WebRTC offers need this bearer token (or ?token=)")
     mood: bool = _opt(
         True, "Run the mood stage: sentiment, prosody emotion, conversation signals, frustration"
     )
@@ -206,7 +224,19 @@ class Settings:
         return PanelConfig(host=self.host, port=self.panel_port, token=self.panel_token)
 
     def gateway(self) -> GatewayConfig:
-        return GatewayConfig(host=self.host, port=self.port, max_frame_bytes=self.max_frame_bytes)
+        return GatewayConfig(
+            host=self.host,
+            port=self.port,
+            max_frame_bytes=self.max_frame_bytes,
+            public_url=self.public_url,
+            twilio_auth_token=self.twilio_auth_token,
+            audiohook_api_key=self.audiohook_api_key,
+            audiohook_client_secret=self.audiohook_client_secret,
+            audiofork_token=self.audiofork_token,
+            audiosocket_port=None if self.audiosocket_port < 0 else self.audiosocket_port,
+            webrtc_port=None if self.webrtc_port < 0 else self.webrtc_port,
+            webrtc_token=self.webrtc_token,
+        )
 
 
 def _flag(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The native ingest protocol, version 1: parsing and validation, free of any I/O.
+"""The native ingest protocol, version 1: parsing and validation (free of I/O), then the edge.
 
     client -> {"type": "start", "version": 1, "call_id": "...", "agent_id": "...",
                "sample_rate": 8000 | 16000, "encoding": "pcm16" | "mulaw",
@@ -15,14 +15,24 @@ Bad input closes the socket with one of `CloseCode` and a reason, after an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from gateway.calls import Adapter, refused
 from pipeline.audio import Encoding
+from pipeline.events import Event, dumps
 from pipeline.session import CallInfo
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 SAMPLE_RATES = (8000, 16000)
@@ -138,3 +148,106 @@ class FrameRules:
                 f"audio frame of {len(payload)} bytes is not whole {self.frame_bytes}-byte "
                 "sample frames",
             )
+
+
+# --- the WebSocket edge -------------------------------------------------------------------------
+
+
+class NativeAdapter(Adapter):
+    """`/v1/stream`: the protocol above, the one `agent-assist replay` and the load tests speak."""
+
+    protocol = "native"
+    path = "/v1/stream"
+
+    async def handle(self, ws: ServerConnection) -> None:
+        try:
+            first = await asyncio.wait_for(ws.recv(), self.config.start_timeout_s)
+            info = parse_start(first)
+            if self.hub.in_use(info.call_id):
+                raise ProtocolError(
+                    CloseCode.CONFLICT, "call_in_use", "call_id is already streaming"
+                )
+        except TimeoutError:
+            err = ProtocolError(CloseCode.TIMEOUT, "start_timeout", "no start message in time")
+            await self._refuse(ws, err, None)
+            return
+        except ProtocolError as err:
+            await self._refuse(ws, err, None)
+            return
+        except ConnectionClosed:
+            return
+        rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
+
+        async def forward(event: Event, message: dict[str, Any]) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(dumps(message))
+
+        async with self.hub.call(info, self.protocol, forward) as call:
+            started = {"type": "started", "version": PROTOCOL_VERSION, "call_id": info.call_id}
+            await ws.send(json.dumps(started))
+            error: ProtocolError | None = None
+            try:
+                async for message in ws:
+                    if isinstance(message, bytes):
+                        rules.check(message)
+                        await call.feed(message)
+                        continue
+                    control = parse_control(message)
+                    if control["type"] == "stop":
+                        break
+                    if control["type"] == "start":
+                        raise ProtocolError(
+                            CloseCode.CONFLICT, "second_start", "call already started"
+                        )
+                    raise ProtocolError(
+                        CloseCode.BAD_MESSAGE,
+                        "unknown_message",
+                        f"unknown message type {control['type']!r}"[:120],
+                    )
+                else:
+                    call.ended = "disconnect"  # closed without a stop: finish what was said
+            except ProtocolError as err:
+                error, call.ended = err, "error"
+            except ConnectionClosed:
+                call.ended = "disconnect"
+
+            if call.ended == "disconnect":
+                log.warning("client vanished mid-call; finalising", extra={"call_id": info.call_id})
+            if error is not None:
+                await self._refuse(ws, error, info.call_id)
+            else:
+                # Keep reading while the finals are worked out: anything after stop is an error.
+                after_stop = asyncio.create_task(ws.recv())
+                await call.finish()
+                error = _late_message(after_stop)
+                if error is not None:
+                    call.ended = "error"
+                    await self._refuse(ws, error, info.call_id)
+
+        if call.ended == "stop" and ws.close_code is None:
+            with contextlib.suppress(ConnectionClosed):
+                stopped = {
+                    "type": "stopped",
+                    "call_id": info.call_id,
+                    "duration": round(call.duration, 3),
+                    "finals": call.finals,
+                }
+                await ws.send(json.dumps(stopped))
+                await ws.close(CloseCode.NORMAL, "call stopped")
+
+    async def _refuse(self, ws: ServerConnection, err: ProtocolError, call_id: str | None) -> None:
+        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps(err.message()))
+            await ws.close(err.code, err.reason)
+
+
+def _late_message(reader: asyncio.Task[str | bytes]) -> ProtocolError | None:
+    """What a read started after `stop` found: a protocol error, or None (nothing, or closed)."""
+    if not reader.done():
+        reader.cancel()  # safe with websockets: no message is lost
+        return None
+    if reader.cancelled() or reader.exception() is not None:
+        return None
+    kind = "audio_after_stop" if isinstance(reader.result(), bytes) else "message_after_stop"
+    return ProtocolError(CloseCode.CONFLICT, kind, "nothing may follow stop")

@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 ACTIVE_CALLS = Gauge("agent_assist_active_calls", "Calls currently streaming")
-CALLS = Counter("agent_assist_calls_total", "Calls accepted")
+CALLS = Counter("agent_assist_calls_total", "Calls accepted, by ingest protocol", ["protocol"])
 AUDIO_SECONDS = Counter(
     "agent_assist_audio_seconds_total", "Seconds of call audio received", ["channel"]
 )
@@ -36,7 +36,14 @@ INTERIMS_SHED = Counter(
     "agent_assist_interims_shed_total", "Interim passes dropped under load", ["reason"]
 )
 PROTOCOL_ERRORS = Counter(
-    "agent_assist_protocol_errors_total", "Ingest connections closed for bad input", ["kind"]
+    "agent_assist_protocol_errors_total",
+    "Ingest connections refused or closed for bad input, by protocol and kind",
+    ["protocol", "kind"],
+)
+MEDIA_GAPS = Counter(
+    "agent_assist_media_gap_seconds_total",
+    "Audio a protocol said was missing (timestamp gaps, late or lost packets), filled as silence",
+    ["protocol"],
 )
 DISCONNECTS = Counter(
     "agent_assist_client_disconnects_total", "Calls whose client vanished without a stop"

@@ -129,7 +129,12 @@ class CallSession:
 
     async def feed(self, payload: bytes) -> None:
         """Whole interleaved frames of the call's encoding (the gateway checks the length)."""
-        frames = decode_interleaved(payload, self.info.encoding, self.info.channels)
+        await self.feed_pcm(decode_interleaved(payload, self.info.encoding, self.info.channels))
+
+    async def feed_pcm(self, frames: PCM) -> None:
+        """(n, channels) int16 samples at the call's rate: column 0 customer, 1 agent."""
+        if not len(frames):
+            return
         self.samples_in += len(frames)
         events = {}
         for pipe in self._pipes:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -15,8 +17,9 @@ import pytest
 
 from agent_assist.app import Service
 from agent_assist.cli import sample_call
+from agent_assist.replay import replay
 from agent_assist.settings import Settings
-from pipeline.bus import Keys
+from pipeline.bus import Keys, call_state, follow_call
 
 SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
 
@@ -26,6 +29,8 @@ def settings() -> Settings:
     return Settings(
         port=0,
         panel_port=0,
+        audiosocket_port=0,
+        webrtc_port=0,
         panel_token="test-token",
         redis_url=None,
         call_ttl_s=600,
@@ -47,6 +52,39 @@ def keys(settings: Settings) -> Keys:
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
     return sample_call()
+
+
+SAMPLE_CALL_ID = "e2e-sample"
+SAMPLE_SPEED = 1.0  # real time: interims are judged under the pacing they are built for
+
+
+@pytest.fixture(scope="session")
+async def sample_streamed(service, sample_path, keys):
+    """Stream the sample call once; meanwhile listen on Redis, and join late as a panel would."""
+    redis = service.bus.redis
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events)
+    published: list[dict[str, Any]] = []
+
+    async def listen() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                event = json.loads(message["data"])
+                if event["call_id"] == SAMPLE_CALL_ID:
+                    published.append(event)
+
+    listener = asyncio.create_task(listen())
+    call_id = SAMPLE_CALL_ID
+    call = asyncio.create_task(replay(sample_path, service.url, SAMPLE_SPEED, call_id=call_id))
+    await asyncio.sleep(72 / SAMPLE_SPEED / 2)  # half-way through the call: a panel joins late
+    late = [e async for e in follow_call(redis, keys, SAMPLE_CALL_ID)]
+    result = await call
+    meta, stored = await call_state(redis, keys, SAMPLE_CALL_ID)
+    ttls = [await redis.ttl(keys.call(call_id)), await redis.ttl(keys.transcript(call_id))]
+    active = await redis.smembers(keys.active)
+    listener.cancel()
+    await pubsub.aclose()
+    return result, published, late, meta, stored, ttls, active
 
 
 def script_lines() -> list[tuple[str, str]]:

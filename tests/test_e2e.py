@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-from typing import Any
 
 import pytest
 
-from agent_assist.replay import replay
-from pipeline.bus import call_state, follow_call
+from tests.conftest import SAMPLE_CALL_ID as CALL_ID
 from tests.conftest import SAMPLES, script_lines, wer
-
-SPEED = 1.0  # real time: interims are judged under the pacing they are built for
-CALL_ID = "e2e-sample"
 
 
 @pytest.fixture(scope="module")
-async def streamed(service, sample_path, keys):
-    """Stream the sample call once; meanwhile listen on Redis, and join late as a panel would."""
-    redis = service.bus.redis
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.events)
-    published: list[dict[str, Any]] = []
-
-    async def listen() -> None:
-        async for message in pubsub.listen():
-            if message["type"] == "message":
-                event = json.loads(message["data"])
-                if event["call_id"] == CALL_ID:
-                    published.append(event)
-
-    listener = asyncio.create_task(listen())
-    call = asyncio.create_task(replay(sample_path, service.url, speed=SPEED, call_id=CALL_ID))
-    await asyncio.sleep(72 / SPEED / 2)  # half-way through the call: a panel joins late
-    late = [e async for e in follow_call(redis, keys, CALL_ID)]
-    result = await call
-    meta, stored = await call_state(redis, keys, CALL_ID)
-    ttls = [await redis.ttl(keys.call(CALL_ID)), await redis.ttl(keys.transcript(CALL_ID))]
-    active = await redis.smembers(keys.active)
-    listener.cancel()
-    await pubsub.aclose()
-    return result, published, late, meta, stored, ttls, active
+def streamed(sample_streamed):
+    return sample_streamed
 
 
 def transcripts(events):

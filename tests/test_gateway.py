@@ -78,7 +78,7 @@ async def offend(url: str, messages: list[str | bytes], call_id: str) -> tuple[i
 
 
 def counted(kind: str) -> float:
-    return metrics.PROTOCOL_ERRORS.labels(kind)._value.get()
+    return metrics.PROTOCOL_ERRORS.labels("native", kind)._value.get()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,190 @@
+"""FreeSWITCH mod_audio_fork and mod_audio_stream: a metadata text frame, then L16 audio.
+
+    uuid_audio_fork <uuid> start ws://HOST:8080/audiofork?rate=8000 stereo 8k '{"agent_id":"a7"}'
+    uuid_audio_stream <uuid> start ws://HOST:8080/audiofork?rate=16000 stereo 16k {"agent_id":"a7"}
+
+The first text frame is the metadata the command was given; when it is a JSON object its
+`call_id`/`callId`/`uuid`, `agent_id`/`agentId` and `sample_rate`/`sampleRate` are used (the query
+string may carry the same, as `call_id`, `agent_id`, `rate`; the module itself sends no rate, so
+the URL or the metadata must when it is not 8000). Audio is binary 16-bit little-endian PCM,
+stereo interleaved: channel 0 the leg the fork runs on (the caller: the customer), channel 1 the
+other party (the agent); `layout=agent,customer` in the query swaps them for a fork on the agent's
+leg. Later text frames (`uuid_audio_fork ... send_text`) are logged, not errors.
+
+With `audiofork_token` configured the handshake must carry it: `Authorization: Bearer TOKEN`,
+basic auth with TOKEN as the password (what mod_audio_fork sends when
+MOD_AUDIO_FORK_HTTP_AUTH_USER/PASSWORD are set), or `?token=TOKEN`. Refusals before the upgrade
+are HTTP 401; after it a close with an RFC 6455 code and a reason (1003 wrong rate or layout,
+1007 malformed, 1008 call in use, 1009 oversized), which mod_audio_fork reports as its
+`mod_audio_fork::error`/`connect_failed` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+from websockets.typing import Subprotocol
+
+from gateway.calls import Adapter, CallInUse, LiveCall, refused
+from pipeline.audio import Encoding
+from pipeline.session import CallInfo
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = Subprotocol("audio.drachtio.org")
+RATES = (8000, 16000)
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+UNSUPPORTED, INVALID, POLICY, TOO_BIG = 1003, 1007, 1008, 1009
+
+
+class ForkError(Exception):
+    def __init__(self, code: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.kind, self.reason = code, kind, reason[:120]
+
+
+@dataclass(frozen=True, slots=True)
+class ForkStart:
+    call_id: str
+    agent_id: str
+    rate: int
+    swap: bool  # channel 0 is the agent
+    metadata: str
+
+
+def parse_fork(query: str, metadata: str | None) -> ForkStart:
+    """The call a fork carries, from its URL query and its first text frame (if any)."""
+    q = {k: v[-1] for k, v in parse_qs(query).items()}
+    meta: dict[str, Any] = {}
+    if metadata:
+        try:
+            loaded = json.loads(metadata)
+        except ValueError:
+            loaded = None  # free text is allowed: it is whatever the dialplan passed
+        if isinstance(loaded, dict):
+            meta = loaded
+    call_id = _first(meta, "call_id", "callId", "uuid") or q.get("call_id") or str(uuid.uuid4())
+    agent_id = _first(meta, "agent_id", "agentId") or q.get("agent_id") or ""
+    rate_raw = _first(meta, "sample_rate", "sampleRate") or q.get("rate") or "8000"
+    if not _ID.match(call_id):
+        raise ForkError(INVALID, "bad_metadata", "call id must be 1-128 of A-Z a-z 0-9 . _ : -")
+    if len(agent_id) > 128:
+        raise ForkError(INVALID, "bad_metadata", "agent id over 128 characters")
+    try:
+        rate = int(str(rate_raw).removesuffix("k")) * (1000 if str(rate_raw).endswith("k") else 1)
+    except ValueError:
+        rate = 0
+    if rate not in RATES:
+        raise ForkError(UNSUPPORTED, "unsupported_rate", f"rate must be 8000 or 16000: {rate_raw}")
+    layout = q.get("layout", "customer,agent")
+    if layout not in ("customer,agent", "agent,customer"):
+        raise ForkError(
+            UNSUPPORTED, "unsupported_layout", "layout: customer,agent or agent,customer"
+        )
+    return ForkStart(call_id, agent_id, rate, layout == "agent,customer", metadata or "")
+
+
+def _first(meta: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = meta.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def authorized(request: Request, token: str) -> bool:
+    given = request.headers.get("Authorization", "")
+    scheme, _, cred = given.partition(" ")
+    candidates = [parse_qs(request.path.partition("?")[2]).get("token", [""])[-1]]
+    if scheme.lower() == "bearer":
+        candidates.append(cred)
+    elif scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            candidates.append(base64.b64decode(cred, validate=True).decode().partition(":")[2])
+    return any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates)
+
+
+class AudioForkAdapter(Adapter):
+    protocol = "audiofork"
+    path = "/audiofork"
+
+    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
+        token = self.config.audiofork_token
+        if token and not authorized(request, token):
+            return HTTPStatus.UNAUTHORIZED, "audio fork needs the configured token"
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        query = ws.request.path.partition("?")[2]
+        call: LiveCall | None = None
+        start: ForkStart | None = None
+        try:
+            first = await asyncio.wait_for(ws.recv(), self.config.start_timeout_s)
+        except (TimeoutError, ConnectionClosed):
+            return  # nothing was said: nothing to do
+        try:
+            start = parse_fork(query, first if isinstance(first, str) else None)
+            info = CallInfo(start.call_id, start.agent_id, start.rate, Encoding.PCM16)
+            async with self.hub.call(
+                info, self.protocol, meta={"metadata": start.metadata[:512]}
+            ) as call:
+                await self._stream(ws, call, start, first if isinstance(first, bytes) else None)
+        except CallInUse:
+            err = ForkError(POLICY, "call_in_use", "this call id is already streaming")
+            await self._close(ws, err, start.call_id if start else None)
+        except ForkError as err:  # before the call started
+            await self._close(ws, err, None)
+
+    async def _stream(
+        self, ws: ServerConnection, call: LiveCall, start: ForkStart, first: bytes | None
+    ) -> None:
+        frame = 4  # stereo 16-bit
+        try:
+            messages = ws if first is None else _prepend(first, ws)
+            async for message in messages:
+                if isinstance(message, str):
+                    log.info("fork text: %.200s", message, extra={"call_id": start.call_id})
+                    continue
+                if len(message) > self.config.max_frame_bytes:
+                    raise ForkError(TOO_BIG, "frame_too_large", f"{len(message)}-byte frame")
+                if len(message) % frame:
+                    raise ForkError(
+                        INVALID, "partial_frame", "audio must be whole stereo 16-bit frames"
+                    )
+                pcm = np.frombuffer(message, "<i2").astype(np.int16).reshape(-1, 2)
+                await call.feed_pcm(pcm[:, ::-1] if start.swap else pcm)
+            call.ended = "stop"  # the module closes the socket when the fork stops
+        except ForkError as err:
+            call.ended = "error"
+            await self._close(ws, err, start.call_id)
+        except ConnectionClosed:
+            call.ended = "disconnect"
+
+    async def _close(self, ws: ServerConnection, err: ForkError, call_id: str | None) -> None:
+        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.close(err.code, err.reason)
+
+
+async def _prepend(first: bytes, ws: ServerConnection) -> Any:
+    yield first
+    async for message in ws:
+        yield message

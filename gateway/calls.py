@@ -1,0 +1,202 @@
+"""What every ingest protocol shares: a call's life from the first audio to the last final.
+
+An adapter (native, Twilio, AudioHook, audio fork, AudioSocket, WebRTC) parses its protocol into
+a `CallInfo` and audio, then runs the call through `CallHub.call`:
+
+    async with hub.call(info, "twilio", forward=None) as call:
+        await call.feed_pcm(frames)          # (n, 2) int16: customer, agent
+        ...
+        call.ended = "stop" | "disconnect" | "error"
+
+The hub publishes every event to Redis (and to `forward`, for protocols that send results back),
+records the call's start and end, keeps call ids unique among live calls, and counts it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request
+
+from pipeline import metrics
+from pipeline.asr import ModelOwner
+from pipeline.assist import AssistServices
+from pipeline.bus import RedisBus
+from pipeline.events import Event, TranscriptEvent
+from pipeline.mood import MoodServices
+from pipeline.session import CallInfo, CallSession
+from pipeline.stream import StreamConfig
+from pipeline.vad import VadConfig
+
+log = logging.getLogger(__name__)
+
+Forward = Callable[[Event, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_frame_bytes: int = 65536
+    start_timeout_s: float = 10.0
+    drain_timeout_s: float = 30.0
+    twilio_auth_token: str | None = None  # validate X-Twilio-Signature when set
+    public_url: str | None = None  # the gateway's URL as the platform dials it (signatures)
+    audiohook_api_key: str | None = None  # AudioHook X-API-KEY (required when set)
+    audiohook_client_secret: str | None = None  # base64; verify the message signature when set
+    audiofork_token: str | None = None  # bearer token or basic-auth password for the audio fork
+    audiosocket_port: int | None = None  # Asterisk AudioSocket (TCP); None: not served
+    webrtc_port: int | None = None  # WebRTC offer/answer and the softphone page; None: off
+    webrtc_token: str | None = None  # bearer token the offers need
+
+
+class CallInUse(Exception):
+    """The call id is already streaming (a second connection for a live call)."""
+
+
+def refused(protocol: str, kind: str, reason: str, peer: Any, call_id: str | None = None) -> None:
+    """Count and log one connection refused or closed for bad input (`kind`: a fixed word)."""
+    metrics.PROTOCOL_ERRORS.labels(protocol, kind).inc()
+    log.warning("%s: closing %s: %s (%s)", protocol, peer, reason, kind, extra={"call_id": call_id})
+
+
+@dataclass(eq=False)
+class LiveCall:
+    info: CallInfo
+    protocol: str
+    session: CallSession
+    finals: int = 0
+    ended: str = "stop"  # "stop", "disconnect" (client vanished) or "error"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    async def feed(self, payload: bytes) -> None:
+        """Whole interleaved sample frames in the call's encoding."""
+        await self.session.feed(payload)
+
+    async def feed_pcm(self, frames: np.ndarray) -> None:
+        """(n, 2) int16 samples at the call's rate: column 0 customer, column 1 agent."""
+        await self.session.feed_pcm(frames)
+
+    async def finish(self) -> None:
+        await self.session.finish()
+
+    @property
+    def duration(self) -> float:
+        return self.session.duration
+
+
+class Adapter:
+    """One ingest protocol on the gateway's WebSocket port, at `path`."""
+
+    protocol: ClassVar[str]
+    path: ClassVar[str]
+
+    def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
+        self.hub = hub
+        self.config = config
+
+    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
+        """Refuse the upgrade (status, body), e.g. for bad credentials; None lets it through."""
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        raise NotImplementedError
+
+
+class CallHub:
+    def __init__(
+        self,
+        owner: ModelOwner,
+        bus: RedisBus,
+        vad: VadConfig,
+        stream: StreamConfig,
+        mood: MoodServices | None = None,
+        assist: AssistServices | None = None,
+    ) -> None:
+        self.owner = owner
+        self.bus = bus
+        self._vad = vad
+        self._stream = stream
+        self._mood = mood
+        self._assist = assist
+        self.active: set[str] = set()
+
+    def in_use(self, call_id: str) -> bool:
+        return call_id in self.active
+
+    @contextlib.asynccontextmanager
+    async def call(
+        self,
+        info: CallInfo,
+        protocol: str,
+        forward: Forward | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AsyncIterator[LiveCall]:
+        """Run one call; on a clean exit the session is finished (every final published)."""
+        if info.call_id in self.active:
+            raise CallInUse(info.call_id)
+        self.active.add(info.call_id)
+        metrics.CALLS.labels(protocol).inc()
+        metrics.ACTIVE_CALLS.inc()
+        live: LiveCall | None = None
+        try:
+
+            async def sink(event: Event) -> None:
+                if live is not None and isinstance(event, TranscriptEvent) and event.final:
+                    live.finals += 1
+                message = event.to_dict()
+                await self.bus.publish(message, info.agent_id)
+                if forward is not None:
+                    await forward(event, message)
+
+            await self.bus.call_started(
+                info.call_id,
+                info.agent_id,
+                sample_rate=info.sample_rate,
+                encoding=info.encoding.value,
+                protocol=protocol,
+                **(meta or {}),
+            )
+            log.info("call started (%s)", protocol, extra={"call_id": info.call_id})
+            try:
+                async with CallSession(
+                    info, self.owner, sink, self._vad, self._stream, self._mood, self._assist
+                ) as session:
+                    live = LiveCall(info, protocol, session, meta=dict(meta or {}))
+                    yield live
+                    await session.finish()
+            except BaseException:
+                if live is not None:
+                    live.ended = "error"
+                raise
+            finally:
+                if live is not None:
+                    await self._ended(live)
+        finally:
+            self.active.discard(info.call_id)
+            metrics.ACTIVE_CALLS.dec()
+
+    async def _ended(self, live: LiveCall) -> None:
+        if live.ended == "disconnect":
+            metrics.DISCONNECTS.inc()
+        await self.bus.call_ended(
+            live.info.call_id,
+            live.info.agent_id,
+            duration=round(live.duration, 3),
+            finals=live.finals,
+            ended=live.ended,
+        )
+        log.info(
+            "call ended (%s) after %.1f s, %d finals",
+            live.ended,
+            live.duration,
+            live.finals,
+            extra={"call_id": live.info.call_id},
+        )

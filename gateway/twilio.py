@@ -1,0 +1,302 @@
+"""Twilio Media Streams (`<Start><Stream track="both_tracks">`), as Twilio documents them.
+
+    connected -> start (callSid, tracks, customParameters, mediaFormat) -> media ... -> stop
+    (dtmf and mark may come between; all numbers arrive as strings)
+
+`inbound` (what the caller says) is the customer, `outbound` (what the caller hears) the agent.
+Each track's 20 ms base64 mu-law chunks are placed by `media.timestamp` (ms since the stream
+started), so reordered chunks land in place and a timestamp gap is silence, never shifted audio.
+`customParameters.agent_id` names the agent, and `customParameters.call_id` (your own id for
+the call) is used instead of the CallSid when given. With an auth token configured the handshake's
+`X-Twilio-Signature` (HMAC-SHA1 of the URL Twilio dialled, base64) must match.
+
+A Media Stream is one-way: the server sends nothing back, so a refusal is a WebSocket close
+(RFC 6455 codes: 1002 out of order, 1003 wrong media format, 1007 malformed message, 1008 bad
+signature or call in use, 1009 oversized) after which Twilio ends the stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from gateway.calls import Adapter, CallInUse, LiveCall, refused
+from gateway.tracks import TrackAligner
+from pipeline import metrics
+from pipeline.audio import MULAW_TO_PCM16, PCM, Encoding
+from pipeline.session import CallInfo
+
+log = logging.getLogger(__name__)
+
+RATE = 8000
+TRACKS = {"inbound": 0, "outbound": 1}  # channel: customer, agent
+MAX_PAYLOAD = 8000  # bytes of mu-law in one media message: 1 s (Twilio sends 160)
+MAX_MESSAGE = 64 * 1024
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+# RFC 6455 close codes
+PROTOCOL_ERROR = 1002
+UNSUPPORTED = 1003
+INVALID = 1007
+POLICY = 1008
+TOO_BIG = 1009
+
+
+class TwilioError(Exception):
+    def __init__(self, code: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.kind, self.reason = code, kind, reason[:120]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    call_sid: str
+    stream_sid: str
+    tracks: tuple[int, ...]
+    parameters: dict[str, str]
+
+    @property
+    def agent_id(self) -> str:
+        p = self.parameters
+        return p.get("agent_id") or p.get("agentId") or p.get("agent") or ""
+
+    @property
+    def call_id(self) -> str:
+        """`<Parameter name="call_id">` (your own call id) if given and valid, else the CallSid."""
+        given = self.parameters.get("call_id", "")
+        return given if _ID.match(given) else self.call_sid
+
+
+@dataclass
+class TwilioStream:
+    """The Media Streams state machine, free of I/O: messages in, positioned audio out."""
+
+    start: StreamStart | None = None
+    stopped: bool = False
+    last_seq: int = 0
+    duplicates: int = 0
+    dtmf: int = 0
+    aligner: TrackAligner = field(default_factory=lambda: TrackAligner(RATE))
+
+    def receive(self, message: str | bytes) -> StreamStart | PCM | None:
+        """One WebSocket message: the start (once), audio ready to feed, or None."""
+        if isinstance(message, bytes):
+            raise TwilioError(INVALID, "binary_frame", "Media Streams messages are JSON text")
+        if len(message) > MAX_MESSAGE:
+            raise TwilioError(TOO_BIG, "message_too_large", "message over 64 KiB")
+        try:
+            data = json.loads(message)
+        except ValueError:
+            raise TwilioError(INVALID, "bad_json", "message is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            raise TwilioError(INVALID, "bad_message", "message must be an object with an event")
+        event = data["event"]
+        if self.stopped:
+            raise TwilioError(PROTOCOL_ERROR, "message_after_stop", f"{event} after stop"[:120])
+        if event == "connected":
+            if self.start is not None:
+                raise TwilioError(PROTOCOL_ERROR, "out_of_order", "connected after start")
+            return None
+        if event == "start":
+            if self.start is not None:
+                raise TwilioError(PROTOCOL_ERROR, "second_start", "stream already started")
+            self._sequence(data)
+            self.start = parse_start(data)
+            self.aligner = TrackAligner(RATE, tracks=self.start.tracks)
+            return self.start
+        if self.start is None:
+            raise TwilioError(PROTOCOL_ERROR, "out_of_order", f"{event} before start"[:120])
+        if not self._sequence(data):
+            return None  # a duplicate
+        if event == "media":
+            self._media(data)
+            return self.aligner.pop()
+        if event == "stop":
+            self.stopped = True
+            return self.aligner.flush()
+        if event == "dtmf":
+            self.dtmf += 1  # the digit is never published: keypads carry card numbers
+            return None
+        if event == "mark":
+            return None
+        raise TwilioError(INVALID, "unknown_event", f"unknown event {event!r}"[:120])
+
+    def _sequence(self, data: dict[str, Any]) -> bool:
+        """False for a message seen before; sequence numbers only grow (out of order is fine)."""
+        raw = data.get("sequenceNumber")
+        if raw is None:
+            return True
+        try:
+            seq = int(raw)
+        except (TypeError, ValueError):
+            raise TwilioError(INVALID, "bad_sequence", "sequenceNumber is not a number") from None
+        if seq == self.last_seq:
+            self.duplicates += 1
+            return False
+        self.last_seq = max(self.last_seq, seq)
+        return True
+
+    def _media(self, data: dict[str, Any]) -> None:
+        media = data.get("media")
+        if not isinstance(media, dict):
+            raise TwilioError(INVALID, "bad_media", "media message without a media object")
+        track = TRACKS.get(media.get("track", "inbound"))
+        if track is None:
+            raise TwilioError(INVALID, "bad_media", f"unknown track {media.get('track')!r}"[:120])
+        payload = media.get("payload")
+        if not isinstance(payload, str):
+            raise TwilioError(INVALID, "bad_media", "media.payload must be base64 text")
+        if len(payload) > MAX_PAYLOAD * 4 // 3 + 4:
+            raise TwilioError(TOO_BIG, "frame_too_large", "media payload over 1 s of audio")
+        try:
+            audio = base64.b64decode(payload, validate=True)
+            stamp = int(media["timestamp"]) if "timestamp" in media else None
+        except (binascii.Error, ValueError, TypeError):
+            raise TwilioError(INVALID, "bad_media", "bad base64 payload or timestamp") from None
+        if stamp is not None and stamp < 0:
+            raise TwilioError(INVALID, "bad_media", "negative timestamp")
+        start = None if stamp is None else stamp * RATE // 1000
+        self.aligner.put(track, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
+
+
+def parse_start(data: dict[str, Any]) -> StreamStart:
+    start = data.get("start")
+    if not isinstance(start, dict):
+        raise TwilioError(INVALID, "bad_start", "start message without a start object")
+    fmt = start.get("mediaFormat") or {}
+    if not isinstance(fmt, dict):
+        raise TwilioError(INVALID, "bad_start", "mediaFormat must be an object")
+    encoding, rate = fmt.get("encoding", "audio/x-mulaw"), str(fmt.get("sampleRate", RATE))
+    if encoding != "audio/x-mulaw" or rate != str(RATE) or str(fmt.get("channels", 1)) != "1":
+        raise TwilioError(
+            UNSUPPORTED,
+            "unsupported_media",
+            f"need audio/x-mulaw 8000 Hz mono, got {encoding} {rate} Hz"[:120],
+        )
+    call_sid = start.get("callSid") or data.get("streamSid") or start.get("streamSid")
+    if not isinstance(call_sid, str) or not _ID.match(call_sid):
+        raise TwilioError(INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
+    tracks = start.get("tracks", ["inbound"])
+    if not isinstance(tracks, list) or not tracks or any(t not in TRACKS for t in tracks):
+        raise TwilioError(INVALID, "bad_start", f"tracks must be inbound/outbound: {tracks!r}")
+    params = start.get("customParameters") or {}
+    if not isinstance(params, dict):
+        raise TwilioError(INVALID, "bad_start", "customParameters must be an object")
+    return StreamStart(
+        call_sid=call_sid,
+        stream_sid=str(data.get("streamSid") or start.get("streamSid") or ""),
+        tracks=tuple(TRACKS[t] for t in tracks),
+        parameters={str(k): str(v)[:256] for k, v in params.items()},
+    )
+
+
+def signature(auth_token: str, url: str) -> str:
+    """Twilio's request signature of a GET (the WebSocket handshake): HMAC-SHA1 of the URL."""
+    digest = hmac.new(auth_token.encode(), url.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signed_urls(public_url: str, target: str) -> list[str]:
+    """The URL Twilio signed, with and without the default port (Twilio's own validator tries
+    both), for `target` (the request's path and query) on the public base URL."""
+    base = urlsplit(public_url)
+    path, _, query = target.partition("?")
+    url = urlsplit(urlunsplit((base.scheme, base.netloc, path, query, "")))
+    default = {"wss": 443, "https": 443, "ws": 80, "http": 80}.get(url.scheme)
+    host = url.hostname or ""
+    with_port = f"{host}:{url.port or default}"
+    return [
+        urlunsplit(url._replace(netloc=netloc))
+        for netloc in dict.fromkeys((url.netloc, host, with_port))
+    ]
+
+
+class TwilioAdapter(Adapter):
+    protocol = "twilio"
+    path = "/twilio"
+
+    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
+        token = self.config.twilio_auth_token
+        if not token:
+            return None
+        given = request.headers.get("X-Twilio-Signature", "")
+        base = self.config.public_url or f"ws://{request.headers.get('Host', '')}"
+        for url in signed_urls(base, request.path):
+            if hmac.compare_digest(signature(token, url), given):
+                return None
+        return HTTPStatus.FORBIDDEN, "X-Twilio-Signature does not match"
+
+    async def handle(self, ws: ServerConnection) -> None:
+        stream = TwilioStream()
+        call: LiveCall | None = None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                async for message in ws:
+                    out = stream.receive(message)
+                    if isinstance(out, StreamStart):
+                        info = CallInfo(out.call_id, out.agent_id, RATE, Encoding.PCM16)
+                        meta = {
+                            "call_sid": out.call_sid,
+                            "stream_sid": out.stream_sid,
+                            "tracks": len(out.tracks),
+                        }
+                        try:
+                            call = await stack.enter_async_context(
+                                self.hub.call(info, self.protocol, meta=meta)
+                            )
+                        except CallInUse:
+                            raise TwilioError(
+                                POLICY, "call_in_use", f"call {out.call_id} is already streaming"
+                            ) from None
+                    elif out is not None and call is not None:
+                        await call.feed_pcm(out)
+                    if stream.stopped:
+                        break
+                else:
+                    if call is not None:
+                        call.ended = "disconnect"
+            except TwilioError as err:
+                if call is not None:
+                    call.ended = "error"
+                await self._close(ws, err, call_id(call))
+            except ConnectionClosed:
+                if call is not None:
+                    call.ended = "disconnect"
+            if call is not None and not stream.stopped:
+                log.warning("stream ended without stop", extra={"call_id": call_id(call)})
+                await call.feed_pcm(stream.aligner.flush())  # what was said still counts
+            self._count(stream)
+        if stream.stopped:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.close(1000, "stream stopped")
+
+    def _count(self, stream: TwilioStream) -> None:
+        gaps = stream.aligner.gap_samples + stream.aligner.late_samples
+        if gaps:
+            metrics.MEDIA_GAPS.labels(self.protocol).inc(gaps / RATE)
+            stream.aligner.gap_samples = stream.aligner.late_samples = 0
+
+    async def _close(self, ws: ServerConnection, err: TwilioError, call: str | None) -> None:
+        refused(self.protocol, err.kind, err.reason, ws.remote_address, call)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.close(err.code, err.reason)
+
+
+def call_id(call: LiveCall | None) -> str | None:
+    return call.info.call_id if call is not None else None

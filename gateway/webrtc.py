@@ -1,0 +1,292 @@
+"""WebRTC ingest with aiortc: an HTTP offer/answer endpoint and a small softphone page.
+
+    POST /webrtc/offer  {"sdp": "...", "type": "offer", "call_id": "...", "agent_id": "...",
+                         "layout": "tracks" | "stereo" | "agent" | "customer"}
+      -> 200 {"sdp": "...", "type": "answer", "call_id": "..."}
+    GET  /softphone     a page that streams a microphone or a WAV file to the endpoint
+    POST /webrtc/hangup {"call_id": "..."}  ends the call (closing the page does too)
+
+`layout`: "tracks" (default) is two audio tracks, the first the customer and the second the
+agent (SIP-to-WebRTC gateways send one per party); "stereo" is one stereo Opus track, left the
+customer, right the agent (the answer carries `stereo=1;sprop-stereo=1` so the browser keeps both
+channels); "agent" or "customer" is one track of that party alone (an agent's softphone mic).
+Only Opus is accepted. Bad input is answered with an HTTP error and a JSON
+`{"error": kind, "reason": ...}`: 400 malformed, 401 without the configured token, 409 call id
+in use, 413 oversized, 415 no Opus or the wrong number of audio tracks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, refused
+from gateway.tracks import TrackAligner
+from pipeline.audio import PCM, Encoding
+from pipeline.session import CallInfo
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "webrtc"
+RATE = 48000  # Opus, as aiortc decodes it
+LAYOUTS = {"tracks": 2, "stereo": 1, "agent": 1, "customer": 1}
+MAX_OFFER = 64 * 1024
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class OfferError(Exception):
+    def __init__(self, status: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.kind, self.reason = status, kind, reason[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    sdp: str
+    call_id: str
+    agent_id: str
+    layout: str
+
+
+def parse_offer(body: bytes) -> Offer:
+    if len(body) > MAX_OFFER:
+        raise OfferError(413, "offer_too_large", "offer over 64 KiB")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise OfferError(400, "bad_json", "body is not JSON") from None
+    if not isinstance(data, dict) or data.get("type") != "offer":
+        raise OfferError(400, "bad_offer", 'body must be {"type": "offer", "sdp": ...}')
+    sdp = data.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise OfferError(400, "bad_offer", "sdp must be an SDP offer")
+    call_id = data.get("call_id") or f"webrtc-{uuid.uuid4().hex[:12]}"
+    if not isinstance(call_id, str) or not _ID.match(call_id):
+        raise OfferError(400, "bad_offer", "call_id must be 1-128 of A-Z a-z 0-9 . _ : -")
+    agent_id = data.get("agent_id", "")
+    if not isinstance(agent_id, str) or len(agent_id) > 128:
+        raise OfferError(400, "bad_offer", "agent_id must be a string")
+    layout = data.get("layout", "tracks")
+    if layout not in LAYOUTS:
+        raise OfferError(400, "bad_offer", f"layout must be one of {', '.join(LAYOUTS)}")
+    audio = sdp.count("\nm=audio ")
+    if audio != LAYOUTS[layout]:
+        raise OfferError(
+            415,
+            "wrong_tracks",
+            f"layout {layout} needs {LAYOUTS[layout]} audio track(s), the offer has {audio}",
+        )
+    if "opus/48000" not in sdp.lower():
+        raise OfferError(415, "unsupported_codec", "the offer has no Opus; only Opus is accepted")
+    return Offer(sdp, call_id, agent_id, layout)
+
+
+def stereo_answer(sdp: str) -> str:
+    """Ask the browser to keep both channels of a stereo Opus track."""
+    out = []
+    opus = {m.group(1) for m in re.finditer(r"a=rtpmap:(\d+) opus/48000", sdp, re.I)}
+    for line in sdp.split("\r\n"):
+        m = re.match(r"a=fmtp:(\d+) (.*)", line)
+        if m and m.group(1) in opus and "stereo=" not in m.group(2):
+            line += ";stereo=1;sprop-stereo=1"
+        out.append(line)
+    return "\r\n".join(out)
+
+
+@dataclass(eq=False)
+class _Peer:
+    pc: RTCPeerConnection
+    offer: Offer
+    aligner: TrackAligner
+    tracks: list[MediaStreamTrack] = field(default_factory=list)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class WebRtcServer:
+    def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
+        self.hub = hub
+        self.config = config
+        self.token = config.webrtc_token
+        self._peers: dict[str, _Peer] = {}
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_OFFER * 2)
+        app.router.add_get("/softphone", self._page)
+        app.router.add_get("/softphone.js", self._script)
+        app.router.add_post("/webrtc/offer", self._offer)
+        app.router.add_post("/webrtc/hangup", self._hangup)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.config.host, self.config.webrtc_port or 0)
+        await self._site.start()
+        server = self._site._server
+        assert server is not None
+        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        log.info("WebRTC offers on %s/webrtc/offer, softphone %s/softphone", self.url, self.url)
+
+    async def stop(self, force: bool = False) -> None:
+        peers = list(self._peers.values())
+        if force:
+            for peer in peers:
+                await peer.pc.close()
+        await asyncio.gather(*(p.task for p in peers if p.task is not None), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return _static("softphone.html", "text/html")
+
+    async def _script(self, request: web.Request) -> web.StreamResponse:
+        return _static("softphone.js", "application/javascript")
+
+    def _authorized(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        given = given or request.query.get("token", "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def _offer(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if not self._authorized(request):
+                raise OfferError(401, "unauthorized", "a valid token is required")
+            offer = parse_offer(await request.read())
+            if self.hub.in_use(offer.call_id) or offer.call_id in self._peers:
+                raise OfferError(409, "call_in_use", f"call {offer.call_id} is already streaming")
+            answer = await self._answer(offer)
+        except OfferError as err:
+            refused(PROTOCOL, err.kind, err.reason, request.remote)
+            return web.json_response({"error": err.kind, "reason": err.reason}, status=err.status)
+        return web.json_response({"type": "answer", "sdp": answer, "call_id": offer.call_id})
+
+    async def _hangup(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        with contextlib.suppress(ValueError, AttributeError):
+            peer = self._peers.get(json.loads(await request.read()).get("call_id"))
+            if peer is not None:
+                peer.ended.set()
+                return web.json_response({"ok": True})
+        return web.json_response({"error": "no_such_call"}, status=404)
+
+    async def _answer(self, offer: Offer) -> str:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        parties = {"customer": (0,), "agent": (1,)}.get(offer.layout, (0, 1))
+        peer = _Peer(pc, offer, TrackAligner(RATE, hold_s=0.5, tracks=parties))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                peer.tracks.append(track)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                peer.ended.set()
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+            capabilities = RTCRtpReceiver.getCapabilities("audio")
+            codecs = capabilities.codecs if capabilities is not None else []
+            opus = [c for c in codecs if c.mimeType.lower() == "audio/opus"]
+            for transceiver in pc.getTransceivers():
+                transceiver.setCodecPreferences(opus)
+                transceiver.direction = "recvonly"
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
+            await pc.close()
+            raise OfferError(400, "bad_sdp", f"the offer could not be answered: {exc}") from None
+        self._peers[offer.call_id] = peer
+        peer.task = asyncio.create_task(self._run(peer))
+        sdp = pc.localDescription.sdp
+        return stereo_answer(sdp) if offer.layout == "stereo" else sdp
+
+    async def _run(self, peer: _Peer) -> None:
+        offer = peer.offer
+        info = CallInfo(offer.call_id, offer.agent_id, RATE, Encoding.PCM16)
+        try:
+            async with self.hub.call(info, PROTOCOL, meta={"layout": offer.layout}) as call:
+                readers = [
+                    asyncio.create_task(self._read(peer, call, i, t))
+                    for i, t in enumerate(peer.tracks)
+                ]
+                ended = asyncio.create_task(peer.ended.wait())
+                await asyncio.wait([ended, *readers], return_when=asyncio.FIRST_COMPLETED)
+                if not peer.ended.is_set():
+                    await asyncio.wait(readers)  # every track ended: the browser hung up
+                call.ended = "stop"
+                for task in (ended, *readers):
+                    task.cancel()
+                await call.feed_pcm(peer.aligner.flush())
+        except CallInUse:
+            log.warning("call %s already streaming", offer.call_id)
+        except Exception:
+            log.exception("WebRTC call failed", extra={"call_id": offer.call_id})
+        finally:
+            self._peers.pop(offer.call_id, None)
+            await peer.pc.close()
+
+    async def _read(self, peer: _Peer, call: LiveCall, index: int, track: MediaStreamTrack) -> None:
+        """One track's frames, placed by their RTP time (a lost packet leaves a gap of silence)."""
+        layout = peer.offer.layout
+        channels = (
+            [0, 1] if layout == "stereo" else [{"customer": 0, "agent": 1}.get(layout, index)]
+        )
+        origin: int | None = None  # the call position of pts 0
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                for c in channels:
+                    peer.aligner.end(c)
+                return
+            pcm = _frame_pcm(frame)
+            pts = int(frame.pts or 0)
+            if origin is None:
+                origin = max(peer.aligner.join(c) for c in channels) - pts
+            for i, c in enumerate(channels):
+                column = pcm[:, min(i, pcm.shape[1] - 1)] if layout == "stereo" else pcm[:, 0]
+                peer.aligner.put(c, column.copy(), origin + pts)
+            ready = peer.aligner.pop()
+            if len(ready):
+                await call.feed_pcm(ready)
+
+
+def _frame_pcm(frame: Any) -> PCM:
+    """An aiortc audio frame (s16, 48 kHz, packed) as (n, channels) int16."""
+    channels = len(frame.layout.channels)
+    data: PCM = np.asarray(frame.to_ndarray(), dtype=np.int16)
+    return data.reshape(-1, channels)
+
+
+def _static(name: str, content_type: str) -> web.Response:
+    text = resources.files("gateway").joinpath("static", name).read_text()
+    return web.Response(text=text, content_type=content_type)
