@@ -126,6 +126,17 @@ async def serve(settings: Settings, progress: Callable[[int, int], None] | None 
             service.gateway.port if service.gateway else 0,
             service.redis_url,
         )
+        gw = service.gateway
+        if gw is not None:
+            for path in ("/twilio", "/audiohook", "/audiofork"):
+                log.info("%s: %s", path.strip("/"), gw.url_for(path))
+            if gw.audiosocket is not None:
+                ports = list(gw.audiosocket.ports.values())
+                log.info("audiosocket: customer legs tcp port %d, agent legs %d", *ports)
+            if gw.webrtc is not None:
+                log.info(
+                    "webrtc: %s/webrtc/offer, softphone %s/softphone", gw.webrtc.url, gw.webrtc.url
+                )
         if service.panels is not None:
             p = service.panels
             log.info("wall board: %s", p.url("/wallboard"))

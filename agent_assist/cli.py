@@ -146,6 +146,10 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
     settings = dataclasses.replace(settings, port=0) if settings.port == 8080 else settings
     if settings.panel_port == 8081:  # the default: let the demo run beside a server
         settings = dataclasses.replace(settings, panel_port=0)
+    if settings.audiosocket_port == 9092:
+        settings = dataclasses.replace(settings, audiosocket_port=0)
+    if settings.webrtc_port == 8082:
+        settings = dataclasses.replace(settings, webrtc_port=0)
     path = args.file or sample_call()
     print("agent-assist demo: starting Redis, the speech model and the gateway ...", flush=True)
     async with Service(settings, _Progress()) as service:
@@ -153,6 +157,8 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         print(f"  gateway   {service.url}")
         print(f"  metrics   http://{settings.host}:{service.gateway.port}/metrics")
         print(f"  redis     {service.redis_url}  (subscribe to {settings.redis_prefix}:events)")
+        if service.gateway.webrtc is not None:
+            print(f"  softphone {service.gateway.webrtc.url}/softphone  (call in from a browser)")
         if service.panels is not None:
             print(f"  wall board   {service.panels.url('/wallboard')}")
             print(f"  agent panel  {service.panels.url('/agent/demo-agent')}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fractions
 import json
 import secrets
 import struct
@@ -20,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import av
 import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -396,3 +401,54 @@ async def audiosocket_call(
     await asyncio.gather(
         *(audiosocket_leg(host, ports[c], call_uuid, pcm[:, c].copy(), speed) for c in (0, 1))
     )
+
+
+# --- WebRTC -------------------------------------------------------------------------------------
+
+
+class PcmTrack(MediaStreamTrack):
+    """An audio track that plays mono 48 kHz samples in real time, then silence."""
+
+    kind = "audio"
+
+    def __init__(self, pcm: PCM) -> None:
+        super().__init__()
+        self.pcm = pcm
+        self.pos = 0
+        self.start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        n = 960  # 20 ms
+        if self.start is None:
+            self.start = time.monotonic()
+        else:
+            await asyncio.sleep(max(0.0, self.start + self.pos / 48000 - time.monotonic()))
+        chunk = np.zeros(n, dtype=np.int16)
+        part = self.pcm[self.pos : self.pos + n]
+        chunk[: len(part)] = part
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self.pos
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.pos += n
+        return frame
+
+
+async def webrtc_offer(
+    url: str, tracks: list[PCM], call_id: str, layout: str, token: str | None = None
+) -> tuple[RTCPeerConnection, int, dict[str, Any]]:
+    """Offer `tracks` (mono 48 kHz each) to `url` (…/webrtc/offer) as a browser would; returns
+    the connection, the HTTP status and the JSON reply (the answer is applied when it is one)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    for pcm in tracks:
+        pc.addTrack(PcmTrack(pcm))
+    await pc.setLocalDescription(await pc.createOffer())
+    body = {"type": "offer", "sdp": pc.localDescription.sdp, "call_id": call_id, "layout": layout}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
+        reply = await r.json()
+        if r.status == 200:
+            await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        return pc, r.status, reply

@@ -41,7 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
-from gateway.calls import Adapter, CallInUse, LiveCall, refused
+from gateway.calls import Adapter, CallInUse, LiveCall, Refusal, refused
 from pipeline.audio import Encoding
 from pipeline.session import CallInfo
 
@@ -52,12 +52,6 @@ RATES = (8000, 16000)
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 UNSUPPORTED, INVALID, POLICY, TOO_BIG = 1003, 1007, 1008, 1009
-
-
-class ForkError(Exception):
-    def __init__(self, code: int, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.kind, self.reason = code, kind, reason[:120]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +78,18 @@ def parse_fork(query: str, metadata: str | None) -> ForkStart:
     agent_id = _first(meta, "agent_id", "agentId") or q.get("agent_id") or ""
     rate_raw = _first(meta, "sample_rate", "sampleRate") or q.get("rate") or "8000"
     if not _ID.match(call_id):
-        raise ForkError(INVALID, "bad_metadata", "call id must be 1-128 of A-Z a-z 0-9 . _ : -")
+        raise Refusal(INVALID, "bad_metadata", "call id must be 1-128 of A-Z a-z 0-9 . _ : -")
     if len(agent_id) > 128:
-        raise ForkError(INVALID, "bad_metadata", "agent id over 128 characters")
+        raise Refusal(INVALID, "bad_metadata", "agent id over 128 characters")
     try:
         rate = int(str(rate_raw).removesuffix("k")) * (1000 if str(rate_raw).endswith("k") else 1)
     except ValueError:
         rate = 0
     if rate not in RATES:
-        raise ForkError(UNSUPPORTED, "unsupported_rate", f"rate must be 8000 or 16000: {rate_raw}")
+        raise Refusal(UNSUPPORTED, "unsupported_rate", f"rate must be 8000 or 16000: {rate_raw}")
     layout = q.get("layout", "customer,agent")
     if layout not in ("customer,agent", "agent,customer"):
-        raise ForkError(
-            UNSUPPORTED, "unsupported_layout", "layout: customer,agent or agent,customer"
-        )
+        raise Refusal(UNSUPPORTED, "unsupported_layout", "layout: customer,agent or agent,customer")
     return ForkStart(call_id, agent_id, rate, layout == "agent,customer", metadata or "")
 
 
@@ -148,9 +140,9 @@ class AudioForkAdapter(Adapter):
             ) as call:
                 await self._stream(ws, call, start, first if isinstance(first, bytes) else None)
         except CallInUse:
-            err = ForkError(POLICY, "call_in_use", "this call id is already streaming")
+            err = Refusal(POLICY, "call_in_use", "this call id is already streaming")
             await self._close(ws, err, start.call_id if start else None)
-        except ForkError as err:  # before the call started
+        except Refusal as err:  # before the call started
             await self._close(ws, err, None)
 
     async def _stream(
@@ -164,21 +156,21 @@ class AudioForkAdapter(Adapter):
                     log.info("fork text: %.200s", message, extra={"call_id": start.call_id})
                     continue
                 if len(message) > self.config.max_frame_bytes:
-                    raise ForkError(TOO_BIG, "frame_too_large", f"{len(message)}-byte frame")
+                    raise Refusal(TOO_BIG, "frame_too_large", f"{len(message)}-byte frame")
                 if len(message) % frame:
-                    raise ForkError(
+                    raise Refusal(
                         INVALID, "partial_frame", "audio must be whole stereo 16-bit frames"
                     )
                 pcm = np.frombuffer(message, "<i2").astype(np.int16).reshape(-1, 2)
                 await call.feed_pcm(pcm[:, ::-1] if start.swap else pcm)
             call.ended = "stop"  # the module closes the socket when the fork stops
-        except ForkError as err:
+        except Refusal as err:
             call.ended = "error"
             await self._close(ws, err, start.call_id)
         except ConnectionClosed:
             call.ended = "disconnect"
 
-    async def _close(self, ws: ServerConnection, err: ForkError, call_id: str | None) -> None:
+    async def _close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
         refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
         with contextlib.suppress(ConnectionClosed):
             await ws.close(err.code, err.reason)

@@ -192,10 +192,13 @@ class AudioHookSession:
         serverseq = msg.get("serverseq", 0)
         if not isinstance(kind, str) or not isinstance(params, dict):
             raise AudioHookError("bad_message", "Client Error: type and parameters required")
-        if not _int(seq) or not _int(serverseq):
+        if not isinstance(seq, int) or not _int(seq) or not _int(serverseq):
             raise AudioHookError("bad_message", "Client Error: seq and serverseq must be integers")
         if msg.get("id") != self.id:
             raise AudioHookError("bad_sequence", "Client Error: session identifier mismatch")
+        if self.signalled:  # after our disconnect only the client's close matters
+            self.client_seq = seq
+            return kind, params
         if seq != self.client_seq + 1:
             raise AudioHookError(
                 "bad_sequence", f"Client Error: seq {seq} after {self.client_seq} (not +1)"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, refused
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
 from pipeline import metrics
 from pipeline.audio import PCM, Channel, Encoding
@@ -41,12 +41,6 @@ HANGUP, UUID, DTMF, ERROR = 0x00, 0x01, 0x03, 0xFF
 SLIN_RATES = {0x10: 8000, 0x12: 16000}
 MAX_PAYLOAD = 16000  # 0.5 s at 16 kHz; Asterisk sends 20 ms frames
 HANGUP_FRAME = bytes([HANGUP, 0, 0])
-
-
-class AudioSocketError(Exception):
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind, self.reason = kind, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +59,15 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
         header = await reader.readexactly(3)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
-            raise AudioSocketError("truncated", "connection ended inside a frame header") from None
+            raise Refusal(HANGUP, "truncated", "connection ended inside a frame header") from None
         return None
     kind, length = struct.unpack(">BH", header)
     if length > MAX_PAYLOAD:
-        raise AudioSocketError("frame_too_large", f"{length}-byte payload over {MAX_PAYLOAD}")
+        raise Refusal(HANGUP, "frame_too_large", f"{length}-byte payload over {MAX_PAYLOAD}")
     try:
         payload = await reader.readexactly(length)
     except asyncio.IncompleteReadError:
-        raise AudioSocketError("truncated", "connection ended inside a frame") from None
+        raise Refusal(HANGUP, "truncated", "connection ended inside a frame") from None
     return Frame(kind, payload)
 
 
@@ -81,11 +75,11 @@ def audio(frame: Frame, rate: int | None) -> PCM:
     """A slin frame's samples; `rate`: the leg's rate so far (None before its first audio)."""
     got = SLIN_RATES.get(frame.kind)
     if got is None:
-        raise AudioSocketError("unsupported_type", f"frame type 0x{frame.kind:02x} not supported")
+        raise Refusal(HANGUP, "unsupported_type", f"frame type 0x{frame.kind:02x} not supported")
     if rate is not None and got != rate:
-        raise AudioSocketError("rate_changed", f"audio switched from {rate} to {got} Hz")
+        raise Refusal(HANGUP, "rate_changed", f"audio switched from {rate} to {got} Hz")
     if len(frame.payload) % 2:
-        raise AudioSocketError("partial_frame", "slin audio must be whole 16-bit samples")
+        raise Refusal(HANGUP, "partial_frame", "slin audio must be whole 16-bit samples")
     return np.frombuffer(frame.payload, "<i2").astype(np.int16)
 
 
@@ -148,7 +142,7 @@ class AudioSocketServer:
         call: _Call | None = None
         try:
             call = await self._leg(reader, channel)
-        except AudioSocketError as err:
+        except Refusal as err:
             refused(PROTOCOL, err.kind, err.reason, peer, call.call_id if call else None)
             with contextlib.suppress(ConnectionError):
                 writer.write(HANGUP_FRAME)
@@ -167,11 +161,11 @@ class AudioSocketServer:
         if first is None:
             return None
         if first.kind != UUID or len(first.payload) != 16:
-            raise AudioSocketError("uuid_first", "the first frame must be a 16-byte UUID")
+            raise Refusal(HANGUP, "uuid_first", "the first frame must be a 16-byte UUID")
         call_id = str(uuid.UUID(bytes=first.payload))
         call: _Call | None = self._calls.get(call_id)
         if call is not None and channel in call.legs:
-            raise AudioSocketError("call_in_use", f"{channel.label} leg of {call_id} is streaming")
+            raise Refusal(HANGUP, "call_in_use", f"{channel.label} leg of {call_id} is streaming")
         rate: int | None = call.rate if call is not None else None
         joined = False
         try:
@@ -194,7 +188,7 @@ class AudioSocketServer:
                 rate = call.rate
                 if not joined:
                     if channel in call.legs:
-                        raise AudioSocketError("call_in_use", f"{call_id} leg already streaming")
+                        raise Refusal(HANGUP, "call_in_use", f"{call_id} leg already streaming")
                     call.legs.add(channel)
                     call.aligner.join(channel.value)
                     joined = True
@@ -215,7 +209,7 @@ class AudioSocketServer:
 
     def _open(self, call_id: str, rate: int) -> _Call:
         if self.hub.in_use(call_id):
-            raise AudioSocketError("call_in_use", f"call {call_id} is streaming elsewhere")
+            raise Refusal(HANGUP, "call_in_use", f"call {call_id} is streaming elsewhere")
         call = _Call(call_id, rate, TrackAligner(rate, hold_s=0.3))
         self._calls[call_id] = call
         call.task = asyncio.create_task(self._run(call))

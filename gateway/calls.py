@@ -57,6 +57,15 @@ class GatewayConfig:
     webrtc_token: str | None = None  # bearer token the offers need
 
 
+class Refusal(Exception):
+    """Bad input, to be answered in the protocol's own way: `code` is its close code or HTTP
+    status, `kind` the metric label (a fixed word), `reason` what the client is told."""
+
+    def __init__(self, code: int, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.kind, self.reason = code, kind, reason[:120]
+
+
 class CallInUse(Exception):
     """The call id is already streaming (a second connection for a live call)."""
 

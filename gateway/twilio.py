@@ -35,7 +35,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.calls import Adapter, CallInUse, LiveCall, refused
+from gateway.calls import Adapter, CallInUse, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
 from pipeline import metrics
 from pipeline.audio import MULAW_TO_PCM16, PCM, Encoding
@@ -56,12 +56,6 @@ UNSUPPORTED = 1003
 INVALID = 1007
 POLICY = 1008
 TOO_BIG = 1009
-
-
-class TwilioError(Exception):
-    def __init__(self, code: int, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.kind, self.reason = code, kind, reason[:120]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,31 +91,31 @@ class TwilioStream:
     def receive(self, message: str | bytes) -> StreamStart | PCM | None:
         """One WebSocket message: the start (once), audio ready to feed, or None."""
         if isinstance(message, bytes):
-            raise TwilioError(INVALID, "binary_frame", "Media Streams messages are JSON text")
+            raise Refusal(INVALID, "binary_frame", "Media Streams messages are JSON text")
         if len(message) > MAX_MESSAGE:
-            raise TwilioError(TOO_BIG, "message_too_large", "message over 64 KiB")
+            raise Refusal(TOO_BIG, "message_too_large", "message over 64 KiB")
         try:
             data = json.loads(message)
         except ValueError:
-            raise TwilioError(INVALID, "bad_json", "message is not JSON") from None
+            raise Refusal(INVALID, "bad_json", "message is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
-            raise TwilioError(INVALID, "bad_message", "message must be an object with an event")
+            raise Refusal(INVALID, "bad_message", "message must be an object with an event")
         event = data["event"]
         if self.stopped:
-            raise TwilioError(PROTOCOL_ERROR, "message_after_stop", f"{event} after stop"[:120])
+            raise Refusal(PROTOCOL_ERROR, "message_after_stop", f"{event} after stop"[:120])
         if event == "connected":
             if self.start is not None:
-                raise TwilioError(PROTOCOL_ERROR, "out_of_order", "connected after start")
+                raise Refusal(PROTOCOL_ERROR, "out_of_order", "connected after start")
             return None
         if event == "start":
             if self.start is not None:
-                raise TwilioError(PROTOCOL_ERROR, "second_start", "stream already started")
+                raise Refusal(PROTOCOL_ERROR, "second_start", "stream already started")
             self._sequence(data)
             self.start = parse_start(data)
             self.aligner = TrackAligner(RATE, tracks=self.start.tracks)
             return self.start
         if self.start is None:
-            raise TwilioError(PROTOCOL_ERROR, "out_of_order", f"{event} before start"[:120])
+            raise Refusal(PROTOCOL_ERROR, "out_of_order", f"{event} before start"[:120])
         if not self._sequence(data):
             return None  # a duplicate
         if event == "media":
@@ -135,7 +129,7 @@ class TwilioStream:
             return None
         if event == "mark":
             return None
-        raise TwilioError(INVALID, "unknown_event", f"unknown event {event!r}"[:120])
+        raise Refusal(INVALID, "unknown_event", f"unknown event {event!r}"[:120])
 
     def _sequence(self, data: dict[str, Any]) -> bool:
         """False for a message seen before; sequence numbers only grow (out of order is fine)."""
@@ -145,7 +139,7 @@ class TwilioStream:
         try:
             seq = int(raw)
         except (TypeError, ValueError):
-            raise TwilioError(INVALID, "bad_sequence", "sequenceNumber is not a number") from None
+            raise Refusal(INVALID, "bad_sequence", "sequenceNumber is not a number") from None
         if seq == self.last_seq:
             self.duplicates += 1
             return False
@@ -155,22 +149,22 @@ class TwilioStream:
     def _media(self, data: dict[str, Any]) -> None:
         media = data.get("media")
         if not isinstance(media, dict):
-            raise TwilioError(INVALID, "bad_media", "media message without a media object")
+            raise Refusal(INVALID, "bad_media", "media message without a media object")
         track = TRACKS.get(media.get("track", "inbound"))
         if track is None:
-            raise TwilioError(INVALID, "bad_media", f"unknown track {media.get('track')!r}"[:120])
+            raise Refusal(INVALID, "bad_media", f"unknown track {media.get('track')!r}"[:120])
         payload = media.get("payload")
         if not isinstance(payload, str):
-            raise TwilioError(INVALID, "bad_media", "media.payload must be base64 text")
+            raise Refusal(INVALID, "bad_media", "media.payload must be base64 text")
         if len(payload) > MAX_PAYLOAD * 4 // 3 + 4:
-            raise TwilioError(TOO_BIG, "frame_too_large", "media payload over 1 s of audio")
+            raise Refusal(TOO_BIG, "frame_too_large", "media payload over 1 s of audio")
         try:
             audio = base64.b64decode(payload, validate=True)
             stamp = int(media["timestamp"]) if "timestamp" in media else None
         except (binascii.Error, ValueError, TypeError):
-            raise TwilioError(INVALID, "bad_media", "bad base64 payload or timestamp") from None
+            raise Refusal(INVALID, "bad_media", "bad base64 payload or timestamp") from None
         if stamp is not None and stamp < 0:
-            raise TwilioError(INVALID, "bad_media", "negative timestamp")
+            raise Refusal(INVALID, "bad_media", "negative timestamp")
         start = None if stamp is None else stamp * RATE // 1000
         self.aligner.put(track, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
 
@@ -178,26 +172,26 @@ class TwilioStream:
 def parse_start(data: dict[str, Any]) -> StreamStart:
     start = data.get("start")
     if not isinstance(start, dict):
-        raise TwilioError(INVALID, "bad_start", "start message without a start object")
+        raise Refusal(INVALID, "bad_start", "start message without a start object")
     fmt = start.get("mediaFormat") or {}
     if not isinstance(fmt, dict):
-        raise TwilioError(INVALID, "bad_start", "mediaFormat must be an object")
+        raise Refusal(INVALID, "bad_start", "mediaFormat must be an object")
     encoding, rate = fmt.get("encoding", "audio/x-mulaw"), str(fmt.get("sampleRate", RATE))
     if encoding != "audio/x-mulaw" or rate != str(RATE) or str(fmt.get("channels", 1)) != "1":
-        raise TwilioError(
+        raise Refusal(
             UNSUPPORTED,
             "unsupported_media",
             f"need audio/x-mulaw 8000 Hz mono, got {encoding} {rate} Hz"[:120],
         )
     call_sid = start.get("callSid") or data.get("streamSid") or start.get("streamSid")
     if not isinstance(call_sid, str) or not _ID.match(call_sid):
-        raise TwilioError(INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
+        raise Refusal(INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
     tracks = start.get("tracks", ["inbound"])
     if not isinstance(tracks, list) or not tracks or any(t not in TRACKS for t in tracks):
-        raise TwilioError(INVALID, "bad_start", f"tracks must be inbound/outbound: {tracks!r}")
+        raise Refusal(INVALID, "bad_start", f"tracks must be inbound/outbound: {tracks!r}")
     params = start.get("customParameters") or {}
     if not isinstance(params, dict):
-        raise TwilioError(INVALID, "bad_start", "customParameters must be an object")
+        raise Refusal(INVALID, "bad_start", "customParameters must be an object")
     return StreamStart(
         call_sid=call_sid,
         stream_sid=str(data.get("streamSid") or start.get("streamSid") or ""),
@@ -261,7 +255,7 @@ class TwilioAdapter(Adapter):
                                 self.hub.call(info, self.protocol, meta=meta)
                             )
                         except CallInUse:
-                            raise TwilioError(
+                            raise Refusal(
                                 POLICY, "call_in_use", f"call {out.call_id} is already streaming"
                             ) from None
                     elif out is not None and call is not None:
@@ -271,7 +265,7 @@ class TwilioAdapter(Adapter):
                 else:
                     if call is not None:
                         call.ended = "disconnect"
-            except TwilioError as err:
+            except Refusal as err:
                 if call is not None:
                     call.ended = "error"
                 await self._close(ws, err, call_id(call))
@@ -292,7 +286,7 @@ class TwilioAdapter(Adapter):
             metrics.MEDIA_GAPS.labels(self.protocol).inc(gaps / RATE)
             stream.aligner.gap_samples = stream.aligner.late_samples = 0
 
-    async def _close(self, ws: ServerConnection, err: TwilioError, call: str | None) -> None:
+    async def _close(self, ws: ServerConnection, err: Refusal, call: str | None) -> None:
         refused(self.protocol, err.kind, err.reason, ws.remote_address, call)
         with contextlib.suppress(ConnectionClosed):
             await ws.close(err.code, err.reason)

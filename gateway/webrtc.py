@@ -39,7 +39,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, refused
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
 from pipeline.audio import PCM, Encoding
 from pipeline.session import CallInfo
@@ -53,12 +53,6 @@ MAX_OFFER = 64 * 1024
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class OfferError(Exception):
-    def __init__(self, status: int, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.kind, self.reason = status, kind, reason[:200]
-
-
 @dataclass(frozen=True, slots=True)
 class Offer:
     sdp: str
@@ -69,34 +63,34 @@ class Offer:
 
 def parse_offer(body: bytes) -> Offer:
     if len(body) > MAX_OFFER:
-        raise OfferError(413, "offer_too_large", "offer over 64 KiB")
+        raise Refusal(413, "offer_too_large", "offer over 64 KiB")
     try:
         data = json.loads(body)
     except ValueError:
-        raise OfferError(400, "bad_json", "body is not JSON") from None
+        raise Refusal(400, "bad_json", "body is not JSON") from None
     if not isinstance(data, dict) or data.get("type") != "offer":
-        raise OfferError(400, "bad_offer", 'body must be {"type": "offer", "sdp": ...}')
+        raise Refusal(400, "bad_offer", 'body must be {"type": "offer", "sdp": ...}')
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise OfferError(400, "bad_offer", "sdp must be an SDP offer")
+        raise Refusal(400, "bad_offer", "sdp must be an SDP offer")
     call_id = data.get("call_id") or f"webrtc-{uuid.uuid4().hex[:12]}"
     if not isinstance(call_id, str) or not _ID.match(call_id):
-        raise OfferError(400, "bad_offer", "call_id must be 1-128 of A-Z a-z 0-9 . _ : -")
+        raise Refusal(400, "bad_offer", "call_id must be 1-128 of A-Z a-z 0-9 . _ : -")
     agent_id = data.get("agent_id", "")
     if not isinstance(agent_id, str) or len(agent_id) > 128:
-        raise OfferError(400, "bad_offer", "agent_id must be a string")
+        raise Refusal(400, "bad_offer", "agent_id must be a string")
     layout = data.get("layout", "tracks")
     if layout not in LAYOUTS:
-        raise OfferError(400, "bad_offer", f"layout must be one of {', '.join(LAYOUTS)}")
+        raise Refusal(400, "bad_offer", f"layout must be one of {', '.join(LAYOUTS)}")
     audio = sdp.count("\nm=audio ")
     if audio != LAYOUTS[layout]:
-        raise OfferError(
+        raise Refusal(
             415,
             "wrong_tracks",
             f"layout {layout} needs {LAYOUTS[layout]} audio track(s), the offer has {audio}",
         )
     if "opus/48000" not in sdp.lower():
-        raise OfferError(415, "unsupported_codec", "the offer has no Opus; only Opus is accepted")
+        raise Refusal(415, "unsupported_codec", "the offer has no Opus; only Opus is accepted")
     return Offer(sdp, call_id, agent_id, layout)
 
 
@@ -119,6 +113,7 @@ class _Peer:
     aligner: TrackAligner
     tracks: list[MediaStreamTrack] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    hung_up: bool = False  # ended by /webrtc/hangup (else the peer went away)
     task: asyncio.Task[None] | None = None
 
 
@@ -177,14 +172,14 @@ class WebRtcServer:
     async def _offer(self, request: web.Request) -> web.StreamResponse:
         try:
             if not self._authorized(request):
-                raise OfferError(401, "unauthorized", "a valid token is required")
+                raise Refusal(401, "unauthorized", "a valid token is required")
             offer = parse_offer(await request.read())
             if self.hub.in_use(offer.call_id) or offer.call_id in self._peers:
-                raise OfferError(409, "call_in_use", f"call {offer.call_id} is already streaming")
+                raise Refusal(409, "call_in_use", f"call {offer.call_id} is already streaming")
             answer = await self._answer(offer)
-        except OfferError as err:
+        except Refusal as err:
             refused(PROTOCOL, err.kind, err.reason, request.remote)
-            return web.json_response({"error": err.kind, "reason": err.reason}, status=err.status)
+            return web.json_response({"error": err.kind, "reason": err.reason}, status=err.code)
         return web.json_response({"type": "answer", "sdp": answer, "call_id": offer.call_id})
 
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
@@ -193,6 +188,7 @@ class WebRtcServer:
         with contextlib.suppress(ValueError, AttributeError):
             peer = self._peers.get(json.loads(await request.read()).get("call_id"))
             if peer is not None:
+                peer.hung_up = True
                 peer.ended.set()
                 return web.json_response({"ok": True})
         return web.json_response({"error": "no_such_call"}, status=404)
@@ -223,7 +219,7 @@ class WebRtcServer:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
             await pc.close()
-            raise OfferError(400, "bad_sdp", f"the offer could not be answered: {exc}") from None
+            raise Refusal(400, "bad_sdp", f"the offer could not be answered: {exc}") from None
         self._peers[offer.call_id] = peer
         peer.task = asyncio.create_task(self._run(peer))
         sdp = pc.localDescription.sdp
@@ -241,8 +237,8 @@ class WebRtcServer:
                 ended = asyncio.create_task(peer.ended.wait())
                 await asyncio.wait([ended, *readers], return_when=asyncio.FIRST_COMPLETED)
                 if not peer.ended.is_set():
-                    await asyncio.wait(readers)  # every track ended: the browser hung up
-                call.ended = "stop"
+                    await asyncio.wait(readers)  # every track ended or went silent
+                call.ended = "stop" if peer.hung_up else "disconnect"
                 for task in (ended, *readers):
                     task.cancel()
                 await call.feed_pcm(peer.aligner.flush())
@@ -262,9 +258,11 @@ class WebRtcServer:
         )
         origin: int | None = None  # the call position of pts 0
         while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
+            try:  # a peer that vanished without closing sends nothing: given up after a while
+                frame = await asyncio.wait_for(track.recv(), self.config.start_timeout_s)
+            except (MediaStreamError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    refused(PROTOCOL, "no_media", "no audio for a while", None, call.info.call_id)
                 for c in channels:
                     peer.aligner.end(c)
                 return

@@ -27,9 +27,24 @@ def chromium() -> str:
     return str(CHROMIUM)
 
 
-async def launch(playwright: Playwright) -> Browser:
+async def launch(playwright: Playwright, *args: str) -> Browser:
     # --no-sandbox: CI and these machines run as root, where Chromium's sandbox cannot start.
-    return await playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+    return await playwright.chromium.launch(
+        executable_path=chromium(), args=["--no-sandbox", *args]
+    )
+
+
+def fake_microphone(wav: Path) -> list[str]:
+    """Chromium flags that make `wav` (16-bit PCM) the microphone, played once, for a WebRTC
+    call to a server on this machine."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ]
 
 
 async def open_panel(browser: Browser, url: str, width: int = 1400, height: int = 900) -> Page:

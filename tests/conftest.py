@@ -7,10 +7,11 @@ import io
 import json
 import re
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import jiwer
 import numpy as np
 import pytest
@@ -139,3 +140,16 @@ async def wait_for(predicate: Callable[[], bool], within: float = 30.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def loopback_ice() -> Iterator[None]:
+    """aioice leaves out loopback addresses; the browser here is on the same machine."""
+    original = aioice.ice.get_host_addresses
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1", *original(use_ipv4, use_ipv6)]
+
+    aioice.ice.get_host_addresses = with_loopback
+    yield
+    aioice.ice.get_host_addresses = original

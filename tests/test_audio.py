@@ -48,6 +48,33 @@ def test_resampler_is_sample_exact_over_any_chunking(seed):
     assert abs(int(np.argmax(out)) - 2 * click_at) <= 1
 
 
+@pytest.mark.parametrize("rate", [8000, 48000, 44100])
+def test_resampler_gives_the_same_samples_however_the_input_is_chunked(rate):
+    rng = np.random.default_rng(rate)
+    x = (rng.standard_normal(rate * 2) * 3000).astype(np.int16)
+    whole = Resampler(rate)
+    expected = np.concatenate([whole.push(x), whole.flush()])
+    for sizes in ([160] * 1000, [7, 1600, 33], [rate // 50 * 10]):
+        r, outs, pos, i = Resampler(rate), [], 0, 0
+        while pos < len(x):
+            size = sizes[i % len(sizes)]
+            outs.append(r.push(x[pos : pos + size]))
+            pos, i = pos + size, i + 1
+        outs.append(r.flush())
+        assert np.array_equal(np.concatenate(outs), expected)
+    assert len(expected) == round(len(x) * 16000 / rate)
+
+
+def test_resampler_keeps_a_tone_and_removes_what_16k_cannot_carry():
+    t = np.arange(48000) / 48000
+    for freq, kept in ((1000, True), (11000, False)):
+        x = (np.sin(2 * np.pi * freq * t) * 10000).astype(np.int16)
+        r = Resampler(48000)
+        y = np.concatenate([r.push(x), r.flush()])[2000:-2000].astype(float)
+        rms = np.sqrt(np.mean(y**2))
+        assert (rms > 0.95 * 10000 / np.sqrt(2)) if kept else (rms < 100), (freq, rms)
+
+
 def test_resampler_passes_16k_through():
     r = Resampler(16000)
     x = np.arange(100, dtype=np.int16)

@@ -94,16 +94,16 @@ async function call(opts) {
 async function hangup() {
   if (!pc) return;
   const callId = phone.callId;
-  pc.getSenders().forEach((s) => s.track && s.track.stop());
-  pc.close();
-  pc = null;
   $("hangup").disabled = true;
-  if (callId) {
+  if (callId) { // say goodbye first: closing alone reads as a peer that went away
     const headers = { "Content-Type": "application/json" };
     const token = $("token").value;
     if (token) headers.Authorization = "Bearer " + token;
     await fetch("/webrtc/hangup", { method: "POST", headers, body: JSON.stringify({ call_id: callId }) });
   }
+  pc.getSenders().forEach((s) => s.track && s.track.stop());
+  pc.close();
+  pc = null;
   status("ended", `Call ${callId || ""} ended.`);
 }
 phone.hangup = hangup;
