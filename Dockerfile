@@ -1,6 +1,7 @@
 # CPU image of the gateway and streaming worker in one process.
 #   docker build -t agent-assist .
-#   docker run -p 8080:8080 -p 8081:8081 -e REDIS_URL=redis://redis:6379/0 \
+#   docker run -p 8080:8080 -p 8081:8081 -p 8082:8082 -p 9092-9093:9092-9093 \
+#     -e REDIS_URL=redis://redis:6379/0 \
 #     -e AGENT_ASSIST_PANEL_TOKEN=change-me agent-assist
 FROM python:3.11-slim
 
@@ -25,8 +26,10 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
     && chown -R agent /var/cache/agent-assist
 
 USER agent
-# 8080: ingest, /metrics, /healthz; 8081: the agent panel, wall board and their API
-EXPOSE 8080 8081
+# 8080: WebSocket ingest (native, Twilio, AudioHook, audio fork), /metrics, /healthz;
+# 8081: the agent panel, wall board and their API; 8082: WebRTC offers and the softphone page;
+# 9092/9093: Asterisk AudioSocket (customer legs / agent legs, TCP)
+EXPOSE 8080 8081 8082 9092 9093
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
 ENTRYPOINT ["agent-assist"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m loadtest.bench_mood --e2e 1 4
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m loadtest.bench_alerts --runs 5
+	$(BIN)/python -m loadtest.bench_protocols
 
 # Remake docs/wallboard.png and docs/agent-panel.png (three calls at once, ~80 s).
 screenshots: $(VENV)/.installed-dev

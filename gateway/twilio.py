@@ -85,6 +85,7 @@ class TwilioStream:
     stopped: bool = False
     last_seq: int = 0
     duplicates: int = 0
+    _seen: set[int] = field(default_factory=set)
     dtmf: int = 0
     aligner: TrackAligner = field(default_factory=lambda: TrackAligner(RATE))
 
@@ -132,7 +133,7 @@ class TwilioStream:
         raise Refusal(INVALID, "unknown_event", f"unknown event {event!r}"[:120])
 
     def _sequence(self, data: dict[str, Any]) -> bool:
-        """False for a message seen before; sequence numbers only grow (out of order is fine)."""
+        """False for a message seen before (a repeated sequence number); out of order is fine."""
         raw = data.get("sequenceNumber")
         if raw is None:
             return True
@@ -140,9 +141,12 @@ class TwilioStream:
             seq = int(raw)
         except (TypeError, ValueError):
             raise Refusal(INVALID, "bad_sequence", "sequenceNumber is not a number") from None
-        if seq == self.last_seq:
+        if seq in self._seen:
             self.duplicates += 1
             return False
+        self._seen.add(seq)
+        if len(self._seen) > 1024:  # a window well beyond any reordering
+            self._seen.discard(min(self._seen))
         self.last_seq = max(self.last_seq, seq)
         return True
 

@@ -94,15 +94,29 @@ def parse_offer(body: bytes) -> Offer:
     return Offer(sdp, call_id, agent_id, layout)
 
 
-def stereo_answer(sdp: str) -> str:
-    """Ask the browser to keep both channels of a stereo Opus track."""
-    out = []
+OPUS_BITRATE = 128_000  # per track: speech for a recognizer, not for an ear, so well above VoIP's
+
+
+def opus_answer(sdp: str, stereo: bool) -> str:
+    """The answer's Opus parameters: a high bitrate (the browser's default, ~32 kb/s, costs the
+    recognizer words), and for a stereo track `stereo=1;sprop-stereo=1` so both channels stay."""
+    params = {"maxaveragebitrate": str(OPUS_BITRATE), "maxplaybackrate": "48000"}
+    if stereo:
+        params |= {"stereo": "1", "sprop-stereo": "1"}
     opus = {m.group(1) for m in re.finditer(r"a=rtpmap:(\d+) opus/48000", sdp, re.I)}
+    have = {m.group(1) for m in re.finditer(r"a=fmtp:(\d+) ", sdp)}
+    out = []
     for line in sdp.split("\r\n"):
         m = re.match(r"a=fmtp:(\d+) (.*)", line)
-        if m and m.group(1) in opus and "stereo=" not in m.group(2):
-            line += ";stereo=1;sprop-stereo=1"
+        if m and m.group(1) in opus:
+            given = dict(p.split("=", 1) for p in m.group(2).split(";") if "=" in p)
+            line = f"a=fmtp:{m.group(1)} " + ";".join(
+                f"{k}={v}" for k, v in (given | params).items()
+            )
         out.append(line)
+        m = re.match(r"a=rtpmap:(\d+) opus/48000", line, re.I)
+        if m and m.group(1) not in have:
+            out.append(f"a=fmtp:{m.group(1)} " + ";".join(f"{k}={v}" for k, v in params.items()))
     return "\r\n".join(out)
 
 
@@ -223,7 +237,7 @@ class WebRtcServer:
         self._peers[offer.call_id] = peer
         peer.task = asyncio.create_task(self._run(peer))
         sdp = pc.localDescription.sdp
-        return stereo_answer(sdp) if offer.layout == "stereo" else sdp
+        return opus_answer(sdp, stereo=offer.layout == "stereo")
 
     async def _run(self, peer: _Peer) -> None:
         offer = peer.offer

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import jiwer
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from agent_assist.app import Service
 from agent_assist.cli import sample_call
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
+from loadtest.protocols import loopback_ice as allow_loopback_ice
 from pipeline.bus import Keys, call_state, follow_call
 
 SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
@@ -144,12 +144,5 @@ async def wait_for(predicate: Callable[[], bool], within: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def loopback_ice() -> Iterator[None]:
-    """aioice leaves out loopback addresses; the browser here is on the same machine."""
-    original = aioice.ice.get_host_addresses
-
-    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1", *original(use_ipv4, use_ipv6)]
-
-    aioice.ice.get_host_addresses = with_loopback
-    yield
-    aioice.ice.get_host_addresses = original
+    with allow_loopback_ice():
+        yield

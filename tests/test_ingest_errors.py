@@ -418,6 +418,22 @@ async def test_audiofork_second_fork_of_a_live_call_is_refused(gw, good_call):
     assert counted("audiofork", "call_in_use") == before + 1
 
 
+async def test_audiofork_cut_mid_call_keeps_what_was_said(gw, service, keys, good_call):
+    call = f"fork-cut-{uuid.uuid4().hex[:6]}"
+    pcm = np.stack([TONE, TONE], axis=1).astype("<i2")
+    async with connect(gw.url_for("/audiofork"), additional_headers=fork_headers()) as ws:
+        await ws.send(json.dumps({"callId": call}))
+        for i in range(0, len(pcm), 160):
+            await ws.send(pcm[i : i + 160].tobytes())
+        ws.transport.abort()
+    for _ in range(100):
+        meta, _ = await call_state(service.bus.redis, keys, call)
+        if meta.get("status") == "ended":
+            break
+        await asyncio.sleep(0.1)
+    assert meta["ended"] == "disconnect" and float(meta["duration"]) == pytest.approx(2.0, 0.05)
+
+
 # --- Asterisk AudioSocket -----------------------------------------------------------------------
 
 
