@@ -41,6 +41,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
+from pipeline import metrics
 from pipeline.audio import PCM, Encoding
 from pipeline.session import CallInfo
 
@@ -256,6 +257,9 @@ class WebRtcServer:
                 for task in (ended, *readers):
                     task.cancel()
                 await call.feed_pcm(peer.aligner.flush())
+                lost = peer.aligner.gap_samples + peer.aligner.late_samples
+                if lost:  # RTP packets that never came (or came too late): silence in their place
+                    metrics.MEDIA_GAPS.labels(PROTOCOL).inc(lost / RATE)
         except CallInUse:
             log.warning("call %s already streaming", offer.call_id)
         except Exception:

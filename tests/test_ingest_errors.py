@@ -35,6 +35,7 @@ from agent_assist.replay import replay
 from gateway.calls import GatewayConfig
 from gateway.server import Gateway
 from gateway.twilio import signature
+from loadtest.protocols import wait_ended
 from pipeline import metrics
 from pipeline.audio import Channel
 from pipeline.bus import call_state
@@ -78,6 +79,12 @@ async def good_call(gw, sample_path) -> AsyncIterator[asyncio.Task[Any]]:
     await asyncio.sleep(1.0)
     yield task
     task.cancel()
+
+
+async def ended_meta(service: Any, keys: Any, call_id: str) -> dict[str, str]:
+    await wait_ended(service.bus.redis, keys, call_id, within=15)
+    meta, _ = await call_state(service.bus.redis, keys, call_id)
+    return meta
 
 
 def counted(protocol: str, kind: str) -> float:
@@ -183,11 +190,7 @@ async def test_twilio_stream_cut_mid_call_keeps_what_was_said(gw, service, keys,
                 await ws.send(dup)  # a repeated sequence number is dropped, not an error
             await ws.send(json.dumps(message))
         ws.transport.abort()  # vanish: no stop, no close handshake
-    for _ in range(100):
-        meta, _ = await call_state(service.bus.redis, keys, sid)
-        if meta.get("status") == "ended":
-            break
-        await asyncio.sleep(0.1)
+    meta = await ended_meta(service, keys, sid)
     assert meta["ended"] == "disconnect" and float(meta["duration"]) == pytest.approx(2.0, 0.05)
     assert metrics.DISCONNECTS._value.get() == disconnects + 1
 
@@ -354,11 +357,7 @@ async def test_audiohook_client_vanishing_ends_the_call(gw, service, keys, good_
         await client.ws.send(b"\xff" * 16000)
         await asyncio.sleep(0.2)
         client.ws.transport.abort()
-    for _ in range(100):
-        meta, _ = await call_state(service.bus.redis, keys, conversation)
-        if meta.get("status") == "ended":
-            break
-        await asyncio.sleep(0.1)
+    meta = await ended_meta(service, keys, conversation)
     assert meta["ended"] == "disconnect"
 
 
@@ -426,11 +425,7 @@ async def test_audiofork_cut_mid_call_keeps_what_was_said(gw, service, keys, goo
         for i in range(0, len(pcm), 160):
             await ws.send(pcm[i : i + 160].tobytes())
         ws.transport.abort()
-    for _ in range(100):
-        meta, _ = await call_state(service.bus.redis, keys, call)
-        if meta.get("status") == "ended":
-            break
-        await asyncio.sleep(0.1)
+    meta = await ended_meta(service, keys, call)
     assert meta["ended"] == "disconnect" and float(meta["duration"]) == pytest.approx(2.0, 0.05)
 
 
@@ -584,11 +579,7 @@ async def test_webrtc_second_offer_unknown_hangup_and_a_peer_that_goes_away(
     assert (code, reply["error"]) == (404, "no_such_call")
     await asyncio.sleep(2.0)
     await pc.close()  # gone, without a hang-up
-    for _ in range(150):
-        meta, _ = await call_state(service.bus.redis, keys, call)
-        if meta.get("status") == "ended":
-            break
-        await asyncio.sleep(0.1)
+    meta = await ended_meta(service, keys, call)
     assert meta["ended"] == "disconnect" and meta["protocol"] == "webrtc"
     assert float(meta["duration"]) >= 1.5
 
