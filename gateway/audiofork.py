@@ -41,7 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
-from gateway.calls import Adapter, CallInUse, LiveCall, Refusal, refused
+from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
 from pipeline.audio import Encoding
 from pipeline.session import CallInfo
 
@@ -141,9 +141,9 @@ class AudioForkAdapter(Adapter):
                 await self._stream(ws, call, start, first if isinstance(first, bytes) else None)
         except CallInUse:
             err = Refusal(POLICY, "call_in_use", "this call id is already streaming")
-            await self._close(ws, err, start.call_id if start else None)
+            await self.close(ws, err, start.call_id if start else None)
         except Refusal as err:  # before the call started
-            await self._close(ws, err, None)
+            await self.close(ws, err, None)
 
     async def _stream(
         self, ws: ServerConnection, call: LiveCall, start: ForkStart, first: bytes | None
@@ -166,14 +166,9 @@ class AudioForkAdapter(Adapter):
             call.ended = "stop"  # the module closes the socket when the fork stops
         except Refusal as err:
             call.ended = "error"
-            await self._close(ws, err, start.call_id)
+            await self.close(ws, err, start.call_id)
         except ConnectionClosed:
             call.ended = "disconnect"
-
-    async def _close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
-        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
-        with contextlib.suppress(ConnectionClosed):
-            await ws.close(err.code, err.reason)
 
 
 async def _prepend(first: bytes, ws: ServerConnection) -> Any:

@@ -405,7 +405,6 @@ class AudioHookAdapter(Adapter):
                         if kind == "close":
                             session.state = State.CLOSING
                             if call is not None:
-                                call.ended = "stop" if call.ended != "error" else "error"
                                 await call.finish()  # the last finals go out before closed
                             await send("closed")
                             session.state = State.CLOSED

@@ -41,6 +41,7 @@ HANGUP, UUID, DTMF, ERROR = 0x00, 0x01, 0x03, 0xFF
 SLIN_RATES = {0x10: 8000, 0x12: 16000}
 MAX_PAYLOAD = 16000  # 0.5 s at 16 kHz; Asterisk sends 20 ms frames
 HANGUP_FRAME = bytes([HANGUP, 0, 0])
+QUEUE_CHUNKS = 100  # aligned chunks waiting for the call: about 2 s of 20 ms frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,14 @@ class _Call:
     rate: int
     aligner: TrackAligner
     legs: set[Channel] = field(default_factory=set)
-    queue: asyncio.Queue[PCM | None] = field(default_factory=asyncio.Queue)
+    # bounded: when the call falls behind, the legs' reads wait (TCP pushes back on Asterisk)
+    queue: asyncio.Queue[PCM | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_CHUNKS))
     task: asyncio.Task[None] | None = None
+
+    async def send(self, pcm: PCM | None) -> None:
+        """Audio ready for the call (None: both legs are gone), unless the call already ended."""
+        if self.task is not None and not self.task.done() and (pcm is None or len(pcm)):
+            await self.queue.put(pcm)
 
 
 class AudioSocketServer:
@@ -193,19 +200,12 @@ class AudioSocketServer:
                     call.aligner.join(channel.value)
                     joined = True
                 call.aligner.put(channel.value, pcm)
-                ready = call.aligner.pop()
-                if len(ready):
-                    call.queue.put_nowait(ready)
+                await call.send(call.aligner.pop())
         finally:
             if call is not None and joined:
                 call.aligner.end(channel.value)
                 call.legs.discard(channel)
-                if not call.legs:
-                    call.queue.put_nowait(None)  # both legs gone: the call is over
-                else:
-                    ready = call.aligner.pop()
-                    if len(ready):
-                        call.queue.put_nowait(ready)
+                await call.send(call.aligner.pop() if call.legs else None)
 
     def _open(self, call_id: str, rate: int) -> _Call:
         if self.hub.in_use(call_id):
@@ -232,6 +232,4 @@ class AudioSocketServer:
         while (pcm := await call.queue.get()) is not None:
             await live.feed_pcm(pcm)
         await live.feed_pcm(call.aligner.flush())
-        gaps = call.aligner.gap_samples
-        if gaps:
-            metrics.MEDIA_GAPS.labels(PROTOCOL).inc(gaps / call.rate)
+        metrics.MEDIA_GAPS.labels(PROTOCOL).inc(call.aligner.take_lost())

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from pipeline import metrics
@@ -117,6 +118,12 @@ class Adapter:
 
     async def handle(self, ws: ServerConnection) -> None:
         raise NotImplementedError
+
+    async def close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
+        """Count and log a refusal, then close the socket with its code and reason."""
+        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.close(err.code, err.reason)
 
 
 class CallHub:

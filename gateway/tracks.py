@@ -73,6 +73,12 @@ class TrackAligner:
         ahead = max(self._next) - self.base
         return self._take(max(n, ahead - self.hold))
 
+    def take_lost(self) -> float:
+        """Seconds of holes filled with silence and of late audio dropped since the last call."""
+        lost = (self.gap_samples + self.late_samples) / self.rate
+        self.gap_samples = self.late_samples = 0
+        return lost
+
     def flush(self) -> PCM:
         """Everything buffered, holes as silence (the call ended)."""
         return self._take(len(self._data))

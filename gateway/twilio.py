@@ -35,7 +35,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.calls import Adapter, CallInUse, LiveCall, Refusal, refused
+from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
 from gateway.tracks import TrackAligner
 from pipeline import metrics
 from pipeline.audio import MULAW_TO_PCM16, PCM, Encoding
@@ -272,7 +272,7 @@ class TwilioAdapter(Adapter):
             except Refusal as err:
                 if call is not None:
                     call.ended = "error"
-                await self._close(ws, err, call_id(call))
+                await self.close(ws, err, call_id(call))
             except ConnectionClosed:
                 if call is not None:
                     call.ended = "disconnect"
@@ -285,15 +285,7 @@ class TwilioAdapter(Adapter):
                 await ws.close(1000, "stream stopped")
 
     def _count(self, stream: TwilioStream) -> None:
-        gaps = stream.aligner.gap_samples + stream.aligner.late_samples
-        if gaps:
-            metrics.MEDIA_GAPS.labels(self.protocol).inc(gaps / RATE)
-            stream.aligner.gap_samples = stream.aligner.late_samples = 0
-
-    async def _close(self, ws: ServerConnection, err: Refusal, call: str | None) -> None:
-        refused(self.protocol, err.kind, err.reason, ws.remote_address, call)
-        with contextlib.suppress(ConnectionClosed):
-            await ws.close(err.code, err.reason)
+        metrics.MEDIA_GAPS.labels(self.protocol).inc(stream.aligner.take_lost())
 
 
 def call_id(call: LiveCall | None) -> str | None:

@@ -257,9 +257,8 @@ class WebRtcServer:
                 for task in (ended, *readers):
                     task.cancel()
                 await call.feed_pcm(peer.aligner.flush())
-                lost = peer.aligner.gap_samples + peer.aligner.late_samples
-                if lost:  # RTP packets that never came (or came too late): silence in their place
-                    metrics.MEDIA_GAPS.labels(PROTOCOL).inc(lost / RATE)
+                # RTP packets that never came (or came too late): silence in their place
+                metrics.MEDIA_GAPS.labels(PROTOCOL).inc(peer.aligner.take_lost())
         except CallInUse:
             log.warning("call %s already streaming", offer.call_id)
         except Exception:
