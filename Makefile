@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-dev
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m loadtest.bench_alerts --runs 5
 	$(BIN)/python -m loadtest.bench_protocols
+	$(BIN)/python -m loadtest.loadgen
 
 # Remake docs/wallboard.png and docs/agent-panel.png (three calls at once, ~80 s).
 screenshots: $(VENV)/.installed-dev

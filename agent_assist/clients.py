@@ -53,16 +53,27 @@ def chunks(pcm: PCM, rate: int, ms: int) -> Iterator[tuple[float, PCM]]:
 
 
 class Pacer:
-    """Sleeps so that audio at `t` seconds goes out at t / speed after the start."""
+    """Sleeps so that audio at `t` seconds goes out at t / speed after the start.
 
-    def __init__(self, speed: float) -> None:
+    `start` is when the first audio went out (a load generator reads it to time what comes
+    back); `lag` is the furthest the sender fell behind its schedule, which happens when the
+    server stops reading (back-pressure) or the client machine is overloaded.
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
         self.speed = speed
+        self.start = time.monotonic()
+        self.lag = 0.0
+
+    def begin(self) -> None:
         self.start = time.monotonic()
 
     async def at(self, t: float) -> None:
         delay = self.start + t / self.speed - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        else:
+            self.lag = max(self.lag, -delay)
 
 
 @dataclass
@@ -132,11 +143,13 @@ async def twilio_call(
     parameters: dict[str, str] | None = None,
     speed: float = 1.0,
     headers: dict[str, str] | None = None,
+    pacer: Pacer | None = None,
 ) -> Session:
     session = Session()
     async with connect(url, additional_headers=headers) as ws:
         reader = asyncio.create_task(_collect(ws, session))
-        pacer = Pacer(speed)
+        pacer = pacer or Pacer(speed)
+        pacer.begin()
         with contextlib.suppress(ConnectionClosed):
             for t, message in twilio_messages(pcm, call_sid, parameters):
                 await pacer.at(t)
@@ -339,6 +352,7 @@ async def audiohook_call(
     frame_ms: int = 200,
     api_key: str = "test-api-key",
     client_secret: str | None = None,
+    pacer: Pacer | None = None,
 ) -> AudioHookResult:
     """One monitored conversation, from open to closed."""
     async with audiohook_session(url, api_key, client_secret) as client:
@@ -348,7 +362,8 @@ async def audiohook_call(
         opened = await client.expect("opened")
         channels = opened["parameters"]["media"][0]["channels"]
         order = [0 if c == "external" else 1 for c in channels]
-        pacer = Pacer(speed)
+        pacer = pacer or Pacer(speed)
+        pacer.begin()
         next_ping = 1.0
         for t, frames in chunks(pcm, 8000, frame_ms):
             await pacer.at(t)

@@ -91,6 +91,7 @@ class ReplayResult:
     started_at: float = 0.0  # monotonic time the first audio frame was sent
     started_wall: float = 0.0  # the same moment on the wall clock (time.time())
     speed: float = 1.0
+    lag: float = 0.0  # the furthest the sender fell behind real time (server back-pressure)
 
     def sent_at(self, seconds: float) -> float:
         """Monotonic time at which the audio at `seconds` into the call was sent."""
@@ -178,6 +179,8 @@ async def replay(
             delay = t0 + i * frame_ms / 1000 / speed - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            else:
+                result.lag = max(result.lag, -delay)
             await ws.send(audio.data[offset : offset + step])
         await ws.send(json.dumps({"type": "stop"}))
         await receiver

@@ -19,7 +19,7 @@ from typing import Any
 
 from coach_ui.server import PanelConfig
 from gateway.calls import GatewayConfig
-from pipeline.asr import AsrConfig
+from pipeline.asr import AsrConfig, Scheduler
 from pipeline.assist import AssistConfig
 from pipeline.bus import BusConfig
 from pipeline.conversation import ConversationConfig
@@ -57,7 +57,18 @@ class Settings:
     compute_type: str = _opt(
         "int8", "CTranslate2 compute type (int8, int8_float16, float16, float32)"
     )
-    asr_workers: int = _opt(2, "ASR passes that run at once (threads sharing one model)")
+    asr_workers: int = _opt(2, "ASR batches that run at once (threads sharing one model)")
+    scheduler: str = _opt(
+        "batched",
+        "ASR scheduler: batched (across calls, finals first, adaptive interims) or baseline "
+        "(each pass alone, first come first served: the policy of open peers, for comparison)",
+    )
+    max_batch: int = _opt(8, "Most ASR passes of one kind run together in one batch")
+    min_window_s: float = _opt(
+        20.0,
+        "Whisper's encoder window, s: at least this, longer for longer audio (30 = whisper's own "
+        "fixed window; each second less is cheaper, and costs some accuracy)",
+    )
     cpu_threads: int = _opt(1, "CPU threads per ASR pass")
     language: str = _opt("en", "Spoken language code; empty detects it per utterance")
     beam_size: int = _opt(5, "Beam size of final passes")
@@ -138,7 +149,15 @@ class Settings:
     log_level: str = _opt("INFO", "Logging level")
 
     def asr(self) -> AsrConfig:
+        try:
+            scheduler = Scheduler(self.scheduler)
+        except ValueError:
+            known = ", ".join(s.value for s in Scheduler)
+            raise ValueError(f"scheduler: {self.scheduler!r} is not one of {known}") from None
         return AsrConfig(
+            scheduler=scheduler,
+            max_batch=self.max_batch,
+            min_window_s=self.min_window_s,
             model=self.model,
             device=self.device,
             compute_type=self.compute_type,

@@ -1,18 +1,12 @@
-"""Benchmark of the transcription spine. Prints figures; asserts nothing.
+"""Benchmark of the transcription spine: WER, streaming vs whole file. Prints figures; asserts
+nothing.
 
-1. WER, streaming vs whole file: the Debian package asterisk-core-sounds-en-wav (real 8 kHz
-   telephone prompts, with the transcripts the package ships). Each prompt is streamed through
-   the gateway as the customer channel of its own call; the same model also transcribes each file
-   whole, with the same decoding settings.
-2. Latency and capacity: N simultaneous calls, each replaying the sample call at real-time pace
-   (staggered starts), against a separate `agent-assist serve` process. Reports end of speech ->
-   final and start of speech -> first interim (p50, p95) as the clients see them, for N = 1, 2, ...
-   until a step falls behind. A step *keeps up* when every final arrives and the backlog does not
-   grow: the median final latency of the last third of each call's utterances is at most
-   `--growth` seconds above that of the first third. It *meets the target* when, besides, the p95
-   final latency is at most `--target`. The largest N of each kind is printed.
+The Debian package asterisk-core-sounds-en-wav (real 8 kHz telephone prompts, with the
+transcripts the package ships). Each prompt is streamed through the gateway as the customer
+channel of its own call; the same model also transcribes each file whole, with the same decoding
+settings. Latency and capacity under load: `loadtest.loadgen`.
 
-    python -m loadtest.bench_spine [--part wer|latency|all] [--limit N] [--target 2.0]
+    python -m loadtest.bench_spine [--limit N] [--model base]
 """
 
 from __future__ import annotations
@@ -37,8 +31,7 @@ from typing import Any
 import jiwer
 import numpy as np
 
-from agent_assist.cli import sample_call
-from agent_assist.replay import Received, replay
+from agent_assist.replay import replay
 from pipeline.asr import AsrConfig, PassKind, WhisperEngine
 from pipeline.audio import Resampler
 
@@ -112,6 +105,27 @@ def read_mono(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 8000
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def prompt_call(
+    items: list[tuple[Path, str]], path: Path, gap_s: float = 0.8
+) -> tuple[Path, dict[str, str]]:
+    """A stereo 8 kHz call of these prompts, the parties taking turns (customer first), written
+    to `path`; and each party's script."""
+    gap = np.zeros(int(gap_s * 8000), dtype=np.int16)
+    rows, texts = [], {"customer": [], "agent": []}  # type: ignore[var-annotated]
+    for i, (prompt, text) in enumerate(items):
+        speech = read_mono(prompt)
+        turn = np.zeros((len(speech) + len(gap), 2), dtype="<i2")
+        turn[: len(speech), i % 2] = speech
+        rows.append(turn)
+        texts["customer" if i % 2 == 0 else "agent"].append(text)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.concatenate(rows).tobytes())
+    return path, {p: " ".join(t) for p, t in texts.items()}
 
 
 def as_call(pcm: np.ndarray, lead: float = 0.5, tail: float = 1.0) -> bytes:
@@ -244,123 +258,21 @@ def part_wer(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# --- part 2: latency and capacity --------------------------------------------------------------
-async def run_calls(url: str, n: int, stagger: float) -> list[list[Received]]:
-    path = sample_call()
-
-    async def one(i: int) -> list[Received]:
-        await asyncio.sleep(i * stagger)
-        result = await replay(path, url, 1.0, call_id=f"load-{n}-{i}")
-        return result.received
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
-
-
-def part_latency(args: argparse.Namespace) -> dict[str, Any]:
-    script = sample_call().with_suffix(".txt").read_text().splitlines()
-    expected_finals = sum(1 for line in script if line and not line.startswith("#"))
-    rows = []
-    print(
-        "Latency: N simultaneous real-time calls of the 72 s sample call "
-        f"(target p95 final <= {args.target} s)"
-    )
-    print(
-        f"  {'calls':>5} {'final p50':>10} {'final p95':>10} {'1st interim p50':>16} {'p95':>7} "
-        f"{'finals':>8} {'shed':>6} {'growth':>7} {'keeps up':>9} {'target':>7}"
-    )
-    with server(["--model", args.model]) as (url, port):
-        for n in range(1, args.max_calls + 1):
-            shed0 = scrape(port, "agent_assist_interims_shed_total")
-            received = asyncio.run(run_calls(url, n, args.stagger))
-            shed = scrape(port, "agent_assist_interims_shed_total") - shed0
-            finals, firsts = [], []
-            by_position: list[tuple[int, float]] = []  # (index of the final in its call, latency)
-            got_finals = 0
-            for call in received:
-                seen: set[tuple[str, int]] = set()
-                position = 0
-                for r in call:
-                    e = r.event
-                    if e.get("type") != "transcript" or r.latency is None:
-                        continue
-                    key = (e["channel"], e["utterance"])
-                    if e["final"]:
-                        got_finals += 1
-                        finals.append(r.latency)
-                        by_position.append((position, r.latency))
-                        position += 1
-                    elif key not in seen:
-                        seen.add(key)
-                        firsts.append(r.latency)
-            early = [x for x in by_position if x[0] < expected_finals / 3]
-            late = [x for x in by_position if x[0] >= 2 * expected_finals / 3]
-            growth = pct([x[1] for x in late], 0.5) - pct([x[1] for x in early], 0.5)
-            keeps_up = got_finals == n * expected_finals and growth <= args.growth
-            ok = keeps_up and pct(finals, 0.95) <= args.target
-            row = {
-                "calls": n,
-                "final_p50": pct(finals, 0.5),
-                "final_p95": pct(finals, 0.95),
-                "first_interim_p50": pct(firsts, 0.5),
-                "first_interim_p95": pct(firsts, 0.95),
-                "finals": got_finals,
-                "finals_expected": n * expected_finals,
-                "interims_shed": shed,
-                "latency_growth": growth,
-                "keeps_up": keeps_up,
-                "meets_target": ok,
-            }
-            rows.append(row)
-            print(
-                f"  {n:>5} {row['final_p50']:>9.2f}s {row['final_p95']:>9.2f}s "
-                f"{row['first_interim_p50']:>15.2f}s {row['first_interim_p95']:>6.2f}s "
-                f"{got_finals:>4}/{n * expected_finals:<3} {shed:>6.0f} {growth:>+6.2f}s "
-                f"{'yes' if keeps_up else 'no':>9} {'yes' if ok else 'no':>7}"
-            )
-            if not keeps_up:
-                break
-    sustained = max((r["calls"] for r in rows if r["keeps_up"]), default=0)
-    on_target = max((r["calls"] for r in rows if r["meets_target"]), default=0)
-    print(f"  largest number of real-time calls kept up with: {sustained}")
-    print(f"  largest number with p95 final latency <= {args.target} s: {on_target}")
-    return {
-        "target_s": args.target,
-        "growth_limit_s": args.growth,
-        "rows": rows,
-        "sustained_calls": sustained,
-        "calls_on_target": on_target,
-        "model": args.model,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--part", choices=["wer", "latency", "all"], default="all")
     parser.add_argument("--model", default="base")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     parser.add_argument("--wer-speed", type=float, default=2.0, help="replay speed of the prompts")
     parser.add_argument("--wer-concurrency", type=int, default=2)
-    parser.add_argument("--target", type=float, default=2.0, help="p95 final latency target, s")
-    parser.add_argument(
-        "--growth",
-        type=float,
-        default=1.0,
-        help="latency growth over a call that counts as falling behind, s",
-    )
-    parser.add_argument("--max-calls", type=int, default=8)
-    parser.add_argument("--stagger", type=float, default=2.3, help="seconds between call starts")
     args = parser.parse_args()
-    if not TRANSCRIPTS.exists() and args.part != "latency":
+    if not TRANSCRIPTS.exists():
         sys.exit("needs the Debian package asterisk-core-sounds-en-wav (make bench installs it)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
-    if args.part in ("wer", "all"):
-        report["wer"] = part_wer(args)
-    if args.part in ("latency", "all"):
-        report["latency"] = part_latency(args)
-    out = RESULTS / f"spine-{args.part}.json"
+    report["wer"] = part_wer(args)
+    out = RESULTS / "spine-wer.json"
     out.write_text(json.dumps(report, indent=2))
     print(f"report: {out}")
 

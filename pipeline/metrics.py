@@ -26,7 +26,23 @@ FIRST_INTERIM_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 ASR_SECONDS = Histogram(
-    "agent_assist_asr_inference_seconds", "Time in one ASR pass", ["kind"], buckets=LATENCY_BUCKETS
+    "agent_assist_asr_inference_seconds", "Time in one ASR batch", ["kind"], buckets=LATENCY_BUCKETS
+)
+ASR_BATCH_SIZE = Histogram(
+    "agent_assist_asr_batch_size",
+    "Passes run together in one ASR batch",
+    ["kind"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+)
+ASR_WAIT = Histogram(
+    "agent_assist_asr_wait_seconds",
+    "Time a pass waited for the model before its batch started",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
+ASR_RETRIES = Counter(
+    "agent_assist_asr_retries_total",
+    "Batched finals run again on their own with temperature fallback (text failed the guards)",
 )
 ASR_AUDIO_SECONDS = Counter(
     "agent_assist_asr_audio_seconds_total", "Seconds of audio run through ASR passes", ["kind"]

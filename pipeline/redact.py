@@ -87,6 +87,14 @@ _EMAIL = re.compile(
     rf"(?:\s+dot\s+|\s*\.\s*){TLDS}\b",  # spoken, or spoken with a written domain
     re.IGNORECASE,
 )
+# an address still being spoken at the end of an interim ("mark dot hill at mailbox dot")
+_EMAIL_OPEN = re.compile(
+    r"(?:[\w.+-]+@[\w.-]*"  # written, the domain still coming
+    r"|\b\w+(?:\s+(?:dot|underscore|dash)\s+\w+)*\s+at"
+    r"(?:\s+\w+(?:(?:\s+dot\s+|\s*\.\s*)\w+)*(?:\s+dot|\s*\.)?)?)\s*$",
+    re.IGNORECASE,
+)
+_EMAIL_CUES = {"email", "e-mail", "mail", "address"}
 _EDGE = "\"'\u201c\u201d\u2018\u2019()[]{}<>,;:!?."
 _DIGITS = re.compile(r"\d+(?:[-./]\d+)*")
 _AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d{1,2}|\d{4}-\d{2}-\d{2}")
@@ -140,7 +148,7 @@ class Redactor:
         marks: list[PiiKind | None] = [None] * len(tokens)
         if self.config.enabled and tokens:
             runs = self._digit_runs(tokens, open_end)
-            for found, first, last in self._email(tokens) + runs:
+            for found, first, last in self._email(tokens, open_end) + runs:
                 if found in self.config.kinds:
                     for i in range(first, last + 1):
                         marks[i] = marks[i] or found
@@ -155,10 +163,21 @@ class Redactor:
                 out.append(Redacted(kind.placeholder + _tail(token), i, i, kind))
         return out
 
-    def _email(self, tokens: Sequence[str]) -> list[tuple[PiiKind, int, int]]:
+    def _email(self, tokens: Sequence[str], open_end: bool) -> list[tuple[PiiKind, int, int]]:
+        """Addresses, and one still being spoken at the end of the text (a TLD yet to come, or
+        in the next utterance) when it reads like one ("dot", "@"); in an interim (`open_end`),
+        also when an e-mail was just mentioned ("my email is mark at")."""
         text, starts = _join(tokens)
+        matches = list(_EMAIL.finditer(text))
+        m = _EMAIL_OPEN.search(text)
+        if m and not any(x.end() > m.start() for x in matches):
+            near = tokens[max(0, _token_at(starts, m.start()) - 6) :]
+            spelled = re.search(r"@|\b(?:dot|underscore|dash)\b", m.group(0), re.IGNORECASE)
+            cued = open_end and {t.lower().strip(_EDGE) for t in near} & _EMAIL_CUES
+            if spelled or cued:
+                matches.append(m)
         found = []
-        for m in _EMAIL.finditer(text):
+        for m in matches:
             first = _token_at(starts, m.start())
             last = _token_at(starts, m.end() - 1)
             if "@" not in m.group(0):

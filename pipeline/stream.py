@@ -1,7 +1,8 @@
 """Incremental transcription of one channel: VAD utterances in, interim and final transcripts out.
 
 While an utterance grows, an interim pass runs on all of it every `interim_interval_s` of new
-audio (one at a time per channel); the commit policy turns successive passes into a committed
+audio, stretched by the model owner's `interim_scale` when the model is loaded (one at a time per
+channel); the commit policy turns successive passes into a committed
 prefix and an unstable tail. At the utterance's end a final pass with word timings runs, and
 finals of a channel are emitted strictly in order. Interim results that come back after their
 utterance ended are discarded.
@@ -126,7 +127,7 @@ class ChannelStream:
         if (
             utt.interim_running
             or utt.length < self._min_interim
-            or utt.length - utt.last_interim_len < self._interval
+            or utt.length - utt.last_interim_len < self._interval * self._owner.interim_scale
         ):
             return
         utt.interim_running = True

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import metrics
-from pipeline.asr import AsrConfig, AsrResult, ModelOwner, PassKind, cut_repetitions
+from pipeline.asr import AsrConfig, AsrResult, ModelOwner, PassKind, Scheduler, cut_repetitions
 from pipeline.commit import Word
 
 AUDIO = np.zeros(1600, dtype=np.float32)
@@ -158,3 +158,81 @@ def words(text: str) -> list[Word]:
 def test_cut_repetitions(text, kept):
     out = cut_repetitions(words(text), max_repeats=3)
     assert " ".join(w.text for w in out) == kept
+
+
+class BatchGate:
+    """A batch transcriber that blocks until released and records each batch it ran."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.batches: list[tuple[PassKind, list[float]]] = []
+
+    def __call__(self, audios, kind):
+        self.release.wait(10)
+        self.batches.append((kind, [float(a[0]) for a in audios]))
+        return [AsrResult((Word(f"{kind.value}{a[0]:g}", 0.0, 0.1),)) for a in audios]
+
+
+async def test_batched_scheduler_runs_waiting_passes_of_a_kind_together_finals_first():
+    gate = BatchGate()
+    owner = ModelOwner(None, AsrConfig(workers=1, max_batch=3), batch=gate)
+    busy = asyncio.create_task(owner.transcribe(PassKind.FINAL, ("c0", "x"), tagged(0)))
+    await asyncio.sleep(0.05)
+    tasks = [
+        asyncio.create_task(owner.transcribe(PassKind.INTERIM, (f"c{i}", "a"), tagged(10 + i)))
+        for i in range(2)
+    ]
+    tasks += [
+        asyncio.create_task(owner.transcribe(PassKind.FINAL, (f"c{i}", "b"), tagged(20 + i)))
+        for i in range(4)
+    ]
+    await asyncio.sleep(0.05)
+    gate.release.set()
+    results = await asyncio.gather(busy, *tasks)
+    assert gate.batches == [
+        (PassKind.FINAL, [0]),
+        (PassKind.FINAL, [20, 21, 22]),  # up to max_batch finals, across calls
+        (PassKind.FINAL, [23]),
+        (PassKind.INTERIM, [10, 11]),  # interims only once no final waits
+    ]
+    assert [r.text for r in results[3:]] == ["final20", "final21", "final22", "final23"]
+    owner.close()
+
+
+async def test_baseline_scheduler_runs_each_pass_alone_first_come_first_served():
+    gate = BatchGate()
+    owner = ModelOwner(None, AsrConfig(workers=1, scheduler=Scheduler.BASELINE), batch=gate)
+    busy = asyncio.create_task(owner.transcribe(PassKind.FINAL, ("c", "x"), tagged(0)))
+    await asyncio.sleep(0.05)
+    tasks = []
+    for i, kind in enumerate([PassKind.INTERIM, PassKind.FINAL, PassKind.INTERIM]):
+        tasks.append(asyncio.create_task(owner.transcribe(kind, (f"c{i}", "a"), tagged(i + 1))))
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    gate.release.set()
+    results = await asyncio.gather(busy, *tasks)
+    assert [b[1] for b in gate.batches] == [[0], [1], [2], [3]]  # nothing overtakes, one by one
+    assert all(r is not None for r in results)  # nothing shed, however late
+    assert owner.interim_scale == 1.0  # a fixed cadence
+    owner.close()
+
+
+async def test_interim_cadence_stretches_while_interims_wait_and_recovers():
+    gate = BatchGate()
+    owner = ModelOwner(None, AsrConfig(workers=1, interim_max_wait_s=5.0), batch=gate)
+    assert owner.interim_scale == 1.0
+    busy = asyncio.create_task(owner.transcribe(PassKind.FINAL, ("c", "x"), tagged(0)))
+    await asyncio.sleep(0.02)
+    waiting = [
+        asyncio.create_task(owner.transcribe(PassKind.INTERIM, (f"c{i}", "a"), tagged(i)))
+        for i in range(4)
+    ]
+    await asyncio.sleep(1.0)  # the interims wait a second for the model
+    gate.release.set()
+    await asyncio.gather(busy, *waiting)
+    loaded = owner.interim_scale
+    assert 1.5 < loaded <= owner.config.max_interim_scale
+    for i in range(6):  # an idle model: each pass finds nothing else waiting
+        await owner.transcribe(PassKind.INTERIM, ("c", "a"), tagged(i))
+    assert owner.interim_scale < loaded
+    owner.close()

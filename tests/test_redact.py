@@ -144,3 +144,25 @@ def test_interims_mask_a_number_that_may_still_grow():
     assert r.text("the card number is 4242") == "the card number is 4242"
     assert r.text("ending 4 4 1 0 right", open_end=True) == "ending 4 4 1 0 right"
     assert r.text("it cost 42", open_end=True) == "it cost 42"
+
+
+@pytest.mark.parametrize(
+    ("said", "interim", "final"),
+    [
+        # the exact interim that once leaked: an address half spoken, its TLD still to come
+        (
+            "My email is mark dot till at mailbox dot",
+            "My email is [EMAIL]",
+            "My email is [EMAIL]",
+        ),
+        ("my email is mark dot hill at", "my email is [EMAIL]", "my email is [EMAIL]"),
+        ("mark.hill@mailbox", "[EMAIL]", "[EMAIL]"),
+        # only an interim masks on the mention alone: the address may follow any moment
+        ("my email is mark at mail", "my email is [EMAIL]", "my email is mark at mail"),
+        ("i will call you back at", "i will call you back at", "i will call you back at"),
+        ("see you at noon", "see you at noon", "see you at noon"),
+    ],
+)
+def test_an_address_still_being_spoken_is_masked(said, interim, final):
+    assert r.text(said, open_end=True) == interim
+    assert r.text(said) == final
