@@ -27,9 +27,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The browser tests drive Debian's Chromium (never `playwright install`).
+# The browser tests drive Debian's Chromium (never `playwright install`); the deploy tests check
+# the Prometheus rules with promtool (Debian package prometheus).
 pytest: $(VENV)/.installed-dev
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@test -x /usr/bin/promtool || (apt-get update -qq && apt-get install -y -qq prometheus)
 	$(BIN)/pytest -q
 
 test: lint pytest
