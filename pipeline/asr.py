@@ -16,8 +16,7 @@ bounded queue with two lanes. Its default scheduler (`batched`):
   `interim_max_wait_s` (its deadline) is no longer worth running. Each shed is counted.
 - **Cadence adapts to load.** `interim_scale` grows with how long interims wait for the model;
   channels multiply their interim interval by it, so a loaded worker is asked for fewer interims
-  instead of shedding most of them. Once it is stretched to the limit (`saturated`), interim
-  batches rest as long as they ran, leaving half of their CPU to finals and to the calls' audio.
+  instead of shedding most of them.
 
 - **A shorter encoder window.** Whisper pads every pass to a 30 s window, and its encoder's cost
   grows faster than the window: a 20 s window (`min_window_s`; the audio plus 3 s when longer)
@@ -337,7 +336,6 @@ class ModelOwner:
         self._interim_wait = 0.0  # moving average of an interim's wait for the model, seconds
         self._interims_running = 0  # workers busy with an interim batch
         self._busy = 0  # workers busy with any batch
-        self._interim_rest_until = 0.0  # saturated: no interim batch starts before this
         self._interim_workers = max(1, config.workers - 1)  # the rest stay free for finals
         self._closed = False
         self._threads = [
@@ -442,12 +440,11 @@ class ModelOwner:
             size = min(self.config.max_batch, -(-len(self._finals) // free))
             self._busy += 1
             return [self._finals.popleft() for _ in range(size)]
-        now = time.monotonic()
-        if self._interims_running >= self._interim_workers or now < self._interim_rest_until:
+        if self._interims_running >= self._interim_workers:
             return []
         free = min(free, self._interim_workers - self._interims_running)
         size = min(self.config.max_batch, -(-len(self._interims) // free))
-        batch = list[_Request]()
+        now, batch = time.monotonic(), list[_Request]()
         while self._interims and len(batch) < size:
             _, req = self._interims.popitem(last=False)
             wait = now - req.queued_at
@@ -467,30 +464,19 @@ class ModelOwner:
             while not (batch := self._take()):
                 if self._closed:
                     return None
-                rest = self._interim_rest_until - time.monotonic()
-                self._lock.wait(rest if self._interims and rest > 0 else None)
+                self._lock.wait()
             self._update_depth()
             return batch
 
-    @property
-    def saturated(self) -> bool:
-        """Interims wait so long that the cadence is stretched as far as it goes."""
-        return self.interim_scale >= self.config.max_interim_scale
-
     def _work(self) -> None:
         while (batch := self._next()) is not None:
-            started = time.monotonic()
             try:
                 self._run_batch(batch)
             finally:
                 if not self.baseline:
                     with self._lock:
                         self._busy -= 1
-                        if batch[0].kind is PassKind.INTERIM:
-                            self._interims_running -= 1
-                            if self.saturated:  # rest as long as they ran: CPU for the finals
-                                now = time.monotonic()
-                                self._interim_rest_until = now + (now - started)
+                        self._interims_running -= batch[0].kind is PassKind.INTERIM
                         self._lock.notify_all()
 
     def _run_batch(self, batch: list[_Request]) -> None:
