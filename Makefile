@@ -40,6 +40,7 @@ test: lint pytest
 bench: $(VENV)/.installed-dev
 	@test -d /usr/share/asterisk/sounds/en_US_f_Allison || (apt-get update -qq && apt-get install -y -qq asterisk-core-sounds-en-wav)
 	$(BIN)/python -m loadtest.bench_spine
+	$(BIN)/python -m loadtest.bench_window
 	$(BIN)/python -m loadtest.bench_mood --e2e 1 4
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m loadtest.bench_alerts --runs 5

@@ -175,11 +175,16 @@ class WhisperEngine:
                 words.extend(Word(t, -1.0, -1.0) for t in seg.text.split())
         return AsrResult(tuple(cut_repetitions(words, c.max_repeats)))
 
-    def transcribe_batch(self, audios: Sequence[Samples], kind: PassKind) -> list[AsrResult]:
-        """Several passes of one kind at once (each audio at most 30 s)."""
-        if self._batched is None or (len(audios) == 1 and self.config.min_window_s >= 30):
+    def transcribe_batch(
+        self, audios: Sequence[Samples], kind: PassKind, window_s: float | None = None
+    ) -> list[AsrResult]:
+        """Several passes of one kind at once (each audio at most 30 s); `window_s` overrides
+        the encoder window the config gives."""
+        if self._batched is None or (
+            len(audios) == 1 and self.config.min_window_s >= 30 and window_s is None
+        ):
             return [self.transcribe(audio, kind) for audio in audios]
-        return self._batched.run(audios, kind)
+        return self._batched.run(audios, kind, window_s)
 
 
 class _BatchedWhisper:
