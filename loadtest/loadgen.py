@@ -91,18 +91,16 @@ def scripted_calls(workdir: Path, count: int, seconds: float) -> list[ScriptedCa
     pcm8 = resample(pcm, rate, 8000) if rate != 8000 else pcm
     calls = [ScriptedCall("sample", write_wav(workdir / "sample.wav", pcm8, 8000), pcm8, 0.0)]
     if bench_spine.TRANSCRIPTS.exists():
-        items = [
-            (path, text)
-            for path, text in bench_spine.prompts(None)
-            if len(bench_spine.read_mono(path)) <= 20 * 8000
-        ]
         chunk: list[tuple[Path, str]] = []
         length = 0.0
-        for path, text in items:
+        for path, text in bench_spine.prompts(None):
             if len(calls) >= count:
                 break
+            seconds_of_speech = len(bench_spine.read_mono(path)) / 8000  # read each prompt once
+            if seconds_of_speech > 20:
+                continue
             chunk.append((path, text))
-            length += len(bench_spine.read_mono(path)) / 8000 + 0.8
+            length += seconds_of_speech + 0.8
             if length >= seconds:
                 wav, _ = bench_spine.prompt_call(chunk, workdir / f"asterisk-{len(calls)}.wav")
                 calls.append(ScriptedCall(wav.stem, wav, stereo_pcm(wav)[0], 0.0))
@@ -349,8 +347,9 @@ async def run_step(
                     and e.get("call_id") in launched
                 ]  # fmt: skip
                 bar.update(min(bar.total, round(time.monotonic() - started)) - bar.n)
+                finals = sum(1 for _, e in capture.events[-300:] if e.get("final"))
                 bar.set_postfix_str(
-                    f"live {live}/{n}, finals {sum(1 for _, e in capture.events if e.get('final'))}"
+                    f"live {live}/{n}, recent finals {finals}"
                     f", recent final p95 ~{pct(recent, 0.95):.1f}s"
                 )
     after = await asyncio.to_thread(server_counters, port)
