@@ -1,5 +1,8 @@
 """The serving process: Redis (configured or embedded), the model owners, the gateway, the panels.
 
+With `role = gateway` the models are not loaded here: the calls' passes go over Redis Streams to
+`agent-assist worker` processes (`agent_assist.worker`, `pipeline.workqueue`).
+
 Start-up refuses a malformed rules or knowledge file (file, line and field named) before any model
 loads. Shutdown runs in a fixed order: stop accepting and drain calls, stop the panels, stop the
 model threads, close Redis, stop the embedded server.
@@ -18,12 +21,14 @@ from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.settings import Settings
 from coach_ui.server import PanelServer
 from gateway.server import Gateway
-from pipeline.asr import ModelOwner
+from pipeline.asr import AsrService, ModelOwner
 from pipeline.assist import AssistServices
 from pipeline.bus import RedisBus, connect
 from pipeline.knowledge import load_knowledge
 from pipeline.mood import MoodServices
 from pipeline.rules import load_rules
+from pipeline.sentiment import SentimentConfig, SentimentService
+from pipeline.workqueue import JobClient, RemoteAsr, RemoteSentiment
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,8 @@ class Service:
         self._progress = progress
         self.embedded: EmbeddedRedis | None = None
         self.redis_url = settings.redis_url or ""
-        self.owner: ModelOwner | None = None
+        self.owner: AsrService | None = None
+        self.jobs: JobClient | None = None
         self.bus: RedisBus | None = None
         self.gateway: Gateway | None = None
         self.mood: MoodServices | None = None
@@ -60,13 +66,19 @@ class Service:
             redis = connect(self.redis_url)
             await redis.ping()
             self.bus = RedisBus(redis, s.bus())
-            log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
-            self.owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
+            sentiment: SentimentConfig | SentimentService | None = s.sentiment()
+            if s.gateway_only():
+                self.jobs = JobClient(connect(self.redis_url, decode=False), s.jobs())
+                await self.jobs.start()
+                log.info("models run in workers: jobs go to %s", s.jobs().stream("*"))
+                self.owner = RemoteAsr(self.jobs, s.final_queue, s.asr().max_interim_scale)
+                sentiment = RemoteSentiment(self.jobs) if sentiment is not None else None
+            else:
+                log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
+                self.owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
             if s.mood:
                 log.info("loading the mood stage (sentiment model %r)", s.sentiment_model)
-                self.mood = await asyncio.to_thread(
-                    MoodServices.load, s.mood_config(), s.sentiment()
-                )
+                self.mood = await asyncio.to_thread(MoodServices.load, s.mood_config(), sentiment)
             if s.assist:
                 log.info("loading the assist stage (rules %s)", s.assist_config().rules_file)
                 self.assist = await asyncio.to_thread(AssistServices.load, s.assist_config())
@@ -94,9 +106,13 @@ class Service:
         if self.panels is not None:
             await self.panels.stop()
             self.panels = None
-        if self.owner is not None:
+        if isinstance(self.owner, ModelOwner):
             await asyncio.to_thread(self.owner.close)
-            self.owner = None
+        self.owner = None
+        if self.jobs is not None:
+            await self.jobs.close()
+            await self.jobs.redis.aclose()
+            self.jobs = None
         if self.mood is not None:
             await asyncio.to_thread(self.mood.close)
             self.mood = None

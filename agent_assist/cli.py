@@ -1,4 +1,4 @@
-"""The `agent-assist` command: serve, replay, demo, settings, model."""
+"""The `agent-assist` command: serve, worker, replay, demo, settings, model."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 from agent_assist import settings as settings_mod
 from agent_assist.app import Service, serve
 from agent_assist.replay import Received, WavError, replay
+from agent_assist.worker import work
 from coach_ui.terminal import TerminalTranscript
 from pipeline.models import ModelError, resolve_model
 from pipeline.yamlfile import ConfigError
@@ -60,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-assist", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the gateway and the streaming worker in one process")
+    p = sub.add_parser(
+        "serve", help="run the gateway (and, unless --role gateway, the models) in one process"
+    )
+    settings_mod.add_arguments(p)
+
+    p = sub.add_parser(
+        "worker", help="run the models for gateways started with --role gateway (Redis Streams)"
+    )
     settings_mod.add_arguments(p)
 
     p = sub.add_parser("replay", help="stream a stereo WAV to a gateway and print the events")
@@ -106,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(settings.log_level)
         if args.command == "serve":
             asyncio.run(serve(settings, _Progress()))
+        elif args.command == "worker":
+            asyncio.run(work(settings, _Progress()))
         elif args.command == "demo":
             return asyncio.run(_demo(args, settings))
         elif args.command == "settings":
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
         elif args.command == "model":
             print(resolve_model(settings.model, settings.model_cache, _Progress()))
-    except (ModelError, WavError, ConfigError, OSError) as exc:
+    except (ModelError, WavError, ConfigError, OSError, ValueError) as exc:
         print(f"agent-assist: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from pipeline.rules import DEFAULT_RULES
 from pipeline.sentiment import SentimentConfig
 from pipeline.stream import StreamConfig
 from pipeline.vad import VadConfig
+from pipeline.workqueue import JobsConfig
 
 ENV_PREFIX = "AGENT_ASSIST_"
 
@@ -42,7 +43,12 @@ def _opt(default: Any, help: str, env: str | None = None) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = _opt("127.0.0.1", "Address the gateway listens on")
+    role: str = _opt(
+        "all",
+        "What `serve` runs: all (gateway and models in one process) or gateway (models in "
+        "`agent-assist worker` processes, reached over Redis Streams)",
+    )
+    host: str = _opt("127.0.0.1", "Address the gateway (a worker: its /metrics) listens on")
     port: int = _opt(8080, "Gateway port (0 picks a free one)")
     redis_url: str | None = _opt(
         None, "Redis to publish to; unset starts an embedded redis-server on loopback", "REDIS_URL"
@@ -146,6 +152,17 @@ class Settings:
     panel_token: str = _opt(
         "", "Access token of the panels and their API; empty makes a random one, logged at start"
     )
+    worker_name: str = _opt("", "A worker's consumer name in the group (default: host-pid)")
+    worker_prefetch: int = _opt(
+        4, "Jobs a worker takes at once (its model batches them); more on a GPU"
+    )
+    claim_idle_s: float = _opt(
+        5.0, "A job a worker has not touched this long is taken over by another worker"
+    )
+    max_deliveries: int = _opt(3, "A job delivered this often without an answer is given up")
+    final_timeout_s: float = _opt(
+        120.0, "How long a gateway waits for a worker's final transcript before giving up"
+    )
     log_level: str = _opt("INFO", "Logging level")
 
     def asr(self) -> AsrConfig:
@@ -171,6 +188,21 @@ class Settings:
             final_queue_size=self.final_queue,
             interim_queue_size=self.interim_queue,
             cache_dir=self.model_cache,
+        )
+
+    def gateway_only(self) -> bool:
+        """True for `role = gateway`: the models run in workers."""
+        if self.role not in ("all", "gateway"):
+            raise ValueError(f"role: {self.role!r} is not one of all, gateway")
+        return self.role == "gateway"
+
+    def jobs(self) -> JobsConfig:
+        return JobsConfig(
+            prefix=self.redis_prefix,
+            claim_idle_s=self.claim_idle_s,
+            max_deliveries=self.max_deliveries,
+            final_timeout_s=self.final_timeout_s,
+            prefetch=self.worker_prefetch,
         )
 
     def vad(self) -> VadConfig:

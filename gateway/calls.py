@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from pipeline import metrics
-from pipeline.asr import ModelOwner
+from pipeline.asr import AsrService
 from pipeline.assist import AssistServices
 from pipeline.bus import RedisBus
 from pipeline.events import Event, TranscriptEvent
@@ -129,7 +129,7 @@ class Adapter:
 class CallHub:
     def __init__(
         self,
-        owner: ModelOwner,
+        owner: AsrService,
         bus: RedisBus,
         vad: VadConfig,
         stream: StreamConfig,

@@ -36,7 +36,7 @@ from gateway.native import CloseCode, NativeAdapter
 from gateway.twilio import TwilioAdapter
 from gateway.webrtc import WebRtcServer
 from pipeline import metrics
-from pipeline.asr import ModelOwner
+from pipeline.asr import AsrService
 from pipeline.assist import AssistServices
 from pipeline.bus import RedisBus
 from pipeline.mood import MoodServices
@@ -54,7 +54,7 @@ class Gateway:
     def __init__(
         self,
         config: GatewayConfig,
-        owner: ModelOwner,
+        owner: AsrService,
         bus: RedisBus,
         vad: VadConfig,
         stream: StreamConfig,

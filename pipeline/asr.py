@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -307,6 +308,17 @@ def one_by_one(transcriber: Transcriber) -> BatchTranscriber:
         return [transcriber(audio, kind) for audio in audios]
 
     return run
+
+
+class AsrService(Protocol):
+    """What a call needs of speech recognition: a `ModelOwner` here, or `RemoteAsr` (workers)."""
+
+    @property
+    def interim_scale(self) -> float: ...
+
+    async def transcribe(
+        self, kind: PassKind, stream: tuple[str, str], audio: Samples
+    ) -> AsrResult | None: ...
 
 
 @dataclass(eq=False)

@@ -20,6 +20,8 @@ With the default prefix `aa`:
 | `aa:wallboard`                 | pub/sub | wall-board summaries: tiles and aggregates |
 | `aa:wallboard:state`           | string  | the latest summary, for late joiners |
 | `aa:record:{call_id}`          | string  | post-call record (JSON), kept `record_ttl_s` |
+| `aa:jobs:{kind}`               | stream  | model jobs (final, interim, sentiment) of gateways |
+| `aa:results:{gateway}`         | stream  | results of one gateway's jobs (`pipeline.workqueue`) |
 
 A call's live keys expire `call_ttl_s` after it ends; its post-call record (redacted transcript,
 every event, alerts, an extractive summary) is written when it ends and kept `record_ttl_s`. A
@@ -60,11 +62,12 @@ class BusConfig:
     record_ttl_s: int = 7 * 24 * 3600
 
 
-def connect(url: str) -> Redis:
-    """A client that retries dropped connections with jittered backoff."""
+def connect(url: str, decode: bool = True) -> Redis:
+    """A client that retries dropped connections with jittered backoff (`decode=False` for one
+    that carries bytes, such as audio on the job streams)."""
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=decode,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=2.0,

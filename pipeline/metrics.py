@@ -106,3 +106,41 @@ PANEL_CLIENTS = Gauge("agent_assist_panel_clients", "Panel WebSocket connections
 PANEL_REFUSED = Counter(
     "agent_assist_panel_refused_total", "Panel requests refused (bad token, bad path)", ["reason"]
 )
+
+# model work over Redis Streams (`--role gateway` and `agent-assist worker`)
+JOBS_SENT = Counter(
+    "agent_assist_jobs_sent_total", "Model jobs a gateway put on the Redis streams", ["kind"]
+)
+JOB_SECONDS = Histogram(
+    "agent_assist_job_seconds",
+    "A model job's round trip from a gateway through Redis and a worker, back to the gateway",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
+JOB_TIMEOUTS = Counter(
+    "agent_assist_job_timeouts_total", "Model jobs a gateway stopped waiting for", ["kind"]
+)
+JOB_LATE_RESULTS = Counter(
+    "agent_assist_job_late_results_total",
+    "Results a gateway dropped: a second copy of a job run twice, or one after its timeout",
+)
+JOBS_DONE = Counter(
+    "agent_assist_jobs_done_total",
+    "Model jobs a worker finished, by outcome (ok, error, stale)",
+    ["kind", "outcome"],
+)
+JOBS_CLAIMED = Counter(
+    "agent_assist_jobs_claimed_total",
+    "Pending model jobs a worker took over from a consumer that stopped answering",
+    ["kind"],
+)
+JOBS_GIVEN_UP = Counter(
+    "agent_assist_jobs_given_up_total",
+    "Model jobs delivered too often without finishing, answered with an error",
+    ["kind"],
+)
+JOBS_BACKLOG = Gauge(
+    "agent_assist_jobs_backlog",
+    "Model jobs on a stream not yet finished (waiting plus running), as a worker last saw it",
+    ["kind"],
+)

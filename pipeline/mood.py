@@ -43,7 +43,7 @@ from pipeline.sentiment import (
     RollingSentiment,
     Sentiment,
     SentimentConfig,
-    SentimentOwner,
+    SentimentService,
     load_owner,
 )
 from pipeline.vad import VadEvent
@@ -66,14 +66,19 @@ class MoodConfig:
 class MoodServices:
     """Shared by every call: one sentiment owner (batching), one prosody thread."""
 
-    def __init__(self, config: MoodConfig, sentiment: SentimentOwner | None) -> None:
+    def __init__(self, config: MoodConfig, sentiment: SentimentService | None) -> None:
         self.config = config
         self.sentiment = sentiment
         self.prosody = ThreadPoolExecutor(1, thread_name_prefix="prosody")
 
     @classmethod
-    def load(cls, config: MoodConfig, sentiment: SentimentConfig | None) -> MoodServices:
-        services = cls(config, load_owner(sentiment) if sentiment is not None else None)
+    def load(
+        cls, config: MoodConfig, sentiment: SentimentConfig | SentimentService | None
+    ) -> MoodServices:
+        """With a sentiment config, load its model here; a service (workers') is used as is."""
+        if isinstance(sentiment, SentimentConfig):
+            sentiment = load_owner(sentiment)
+        services = cls(config, sentiment)
         services.prosody.submit(_warm_up).result()  # librosa compiles its kernels once
         return services
 

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.batching import BatchConfig, BatchOwner
 
@@ -179,6 +179,14 @@ def _merge_adapter(model: Any, adapter: Path) -> Any:
 
 
 SentimentOwner = BatchOwner[str, Sentiment]
+
+
+class SentimentService(Protocol):
+    """What a call needs of the sentiment model: the owner here, or `RemoteSentiment` (workers)."""
+
+    async def submit(self, text: str) -> Sentiment: ...
+
+    def close(self) -> None: ...
 
 
 def load_owner(config: SentimentConfig) -> SentimentOwner:

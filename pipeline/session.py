@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline import metrics
-from pipeline.asr import ModelOwner
+from pipeline.asr import AsrService
 from pipeline.assist import AssistServices, CallAssist
 from pipeline.audio import PCM, Channel, Encoding, Resampler, decode_interleaved
 from pipeline.events import Event, TranscriptEvent
@@ -68,7 +68,7 @@ class CallSession:
     def __init__(
         self,
         info: CallInfo,
-        owner: ModelOwner,
+        owner: AsrService,
         sink: Sink,
         vad: VadConfig | None = None,
         stream: StreamConfig | None = None,

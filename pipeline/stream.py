@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import metrics
-from pipeline.asr import ModelOwner, PassKind, Samples
+from pipeline.asr import AsrService, PassKind, Samples
 from pipeline.audio import PCM, PIPELINE_RATE, Channel
 from pipeline.commit import CommitPolicy, Word
 from pipeline.events import TranscriptEvent
@@ -70,7 +70,7 @@ class ChannelStream:
         self,
         call_id: str,
         channel: Channel,
-        owner: ModelOwner,
+        owner: AsrService,
         config: StreamConfig,
         emit: Emit,
         tasks: asyncio.TaskGroup,

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
-from pipeline import metrics  # noqa: F401  (registers every metric)
+from pipeline import metrics  # registers every metric
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
 PROMTOOL = "/usr/bin/promtool"  # Debian package prometheus (`make test` installs it)
@@ -77,3 +79,15 @@ def test_the_dashboard_is_well_formed():
     titles = " ".join(p["title"] for p in dash["panels"]).lower()
     for needed in ("active calls", "final", "queue depth", "batch size", "shed", "errors"):
         assert needed in titles
+
+
+def test_every_metric_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    names = {
+        m._name + ("_total" if m._type == "counter" else "")
+        for m in vars(metrics).values()
+        if isinstance(m, MetricWrapperBase)
+    }
+    assert names, "no metrics found"
+    missing = sorted(n for n in names if f"`{n}" not in readme)
+    assert not missing, f"metrics missing from the README's table: {missing}"
