@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m loadtest.bench_alerts --runs 5
 	$(BIN)/python -m loadtest.bench_protocols
 	$(BIN)/python -m loadtest.loadgen
+	$(BIN)/python -m loadtest.bench_scaleout
 
 # Remake docs/wallboard.png and docs/agent-panel.png (three calls at once, ~80 s).
 screenshots: $(VENV)/.installed-dev

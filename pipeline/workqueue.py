@@ -51,6 +51,7 @@ Fields = dict[bytes, bytes]
 SENTIMENT = "sentiment"
 KINDS = (PassKind.FINAL.value, SENTIMENT, PassKind.INTERIM.value)  # the order workers read in
 BLOCK_MS = 500  # a blocking read's longest wait: how soon a reader notices it should stop
+GONE_MS = 3_600_000  # a consumer idle this long with nothing pending is removed from the group
 
 
 class JobFailed(RuntimeError):
@@ -426,9 +427,14 @@ class StreamWorker:
         for kind, entry_id in list(self._running):
             by_kind.setdefault(kind, []).append(entry_id)
         for kind, ids in by_kind.items():
-            await self.redis.xclaim(
-                self.config.stream(kind), self.config.group, self.name, 0, ids, justid=True
+            key = self.config.stream(kind)
+            held: list[dict[str, Any]] = await self.redis.xpending_range(
+                key, self.config.group, "-", "+", len(ids) + 64, consumername=self.name
             )
+            mine = {p["message_id"] for p in held}
+            ids = [i for i in ids if i in mine]  # not one another worker took while we stalled
+            if ids:
+                await self.redis.xclaim(key, self.config.group, self.name, 0, ids, justid=True)
 
     async def _claim(self) -> None:
         """Take over entries that another consumer has left idle past `claim_idle_s`."""
@@ -466,12 +472,20 @@ class StreamWorker:
                 self._start(kind, entry_id, fields)
 
     async def _gauge_backlog(self) -> None:
+        """Export the backlog; forget consumers gone for an hour with nothing pending."""
         for kind in self.kinds:
-            groups: list[dict[str, Any]] = await self.redis.xinfo_groups(self.config.stream(kind))
+            key = self.config.stream(kind)
+            groups: list[dict[str, Any]] = await self.redis.xinfo_groups(key)
             for group in groups:
                 if _text(group.get("name")) == self.config.group:
                     backlog = int(group.get("lag") or 0) + int(group.get("pending") or 0)
                     metrics.JOBS_BACKLOG.labels(kind).set(backlog)
+            consumers: list[dict[str, Any]] = await self.redis.xinfo_consumers(
+                key, self.config.group
+            )
+            for c in consumers:
+                if int(c.get("pending") or 0) == 0 and int(c.get("idle") or 0) > GONE_MS:
+                    await self.redis.xgroup_delconsumer(key, self.config.group, c["name"])
 
 
 def _entries(got: Any) -> list[tuple[bytes, list[tuple[bytes, Fields | None]]]]:
