@@ -75,6 +75,9 @@ class Settings:
         "Whisper's encoder window, s: at least this, longer for longer audio (30 = whisper's own "
         "fixed window; each second less is cheaper, and costs some accuracy)",
     )
+    interim_min_window_s: float = _opt(
+        10.0, "The same encoder window for interim passes, s (their text is replaced by finals)"
+    )
     cpu_threads: int = _opt(1, "CPU threads per ASR pass")
     language: str = _opt("en", "Spoken language code; empty detects it per utterance")
     beam_size: int = _opt(5, "Beam size of final passes")
@@ -175,6 +178,7 @@ class Settings:
             scheduler=scheduler,
             max_batch=self.max_batch,
             min_window_s=self.min_window_s,
+            interim_min_window_s=self.interim_min_window_s,
             model=self.model,
             device=self.device,
             compute_type=self.compute_type,

@@ -224,12 +224,12 @@ def part_wer(args: argparse.Namespace) -> dict[str, Any]:
     total = sum(len(read_mono(p)) for p, _ in items) / 8000
     print(f"WER: {len(items)} asterisk prompts, {total:.0f} s of real 8 kHz telephone speech")
     t0 = time.monotonic()
-    whole = whole_file(items, args.model)
+    whole = [""] * len(items) if args.no_whole else whole_file(items, args.model)
     print(f"  whole file done in {time.monotonic() - t0:.0f} s")
     tmp = RESULTS / "wer-wavs"
     tmp.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with server(["--model", args.model]) as (url, _):
+    with server(["--model", args.model, *args.server_args.split()]) as (url, _):
         streamed = asyncio.run(
             stream_prompts(url, items, args.wer_speed, args.wer_concurrency, tmp)
         )
@@ -266,6 +266,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N prompts only")
     parser.add_argument("--wer-speed", type=float, default=2.0, help="replay speed of the prompts")
     parser.add_argument("--wer-concurrency", type=int, default=2)
+    parser.add_argument("--server-args", default="", help="more flags for the streaming server")
+    parser.add_argument(
+        "--no-whole", action="store_true", help="stream only (skip the whole-file transcription)"
+    )
     args = parser.parse_args()
     if not TRANSCRIPTS.exists():
         sys.exit("needs the Debian package asterisk-core-sounds-en-wav (make bench installs it)")

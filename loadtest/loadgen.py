@@ -452,6 +452,8 @@ async def main_async(args: argparse.Namespace) -> list[Step]:
             extra = [
                 "--redis-url", embedded.url, "--scheduler", scheduler,
                 "--min-window-s", "30" if scheduler == "baseline" else str(args.min_window),
+                "--interim-min-window-s",
+                "30" if scheduler == "baseline" else str(args.interim_window),
                 "--panel-port", "0", "--webrtc-port", "0", "--audiosocket-port", "0",
                 "--model", args.model, *shlex.split(args.server_args),
             ]  # fmt: skip
@@ -489,6 +491,12 @@ def main() -> None:
     parser.add_argument("--model", default="base")
     parser.add_argument(
         "--min-window", type=float, default=20.0, help="the batched server's encoder window, s"
+    )
+    parser.add_argument(
+        "--interim-window",
+        type=float,
+        default=10.0,
+        help="the batched server's encoder window of interim passes, s",
     )
     parser.add_argument("--server-args", default="", help="more `agent-assist serve` flags")
     parser.add_argument("--all-steps", action="store_true", help="run every step of --calls")

@@ -21,6 +21,7 @@ bounded queue with two lanes. Its default scheduler (`batched`):
 - **A shorter encoder window.** Whisper pads every pass to a 30 s window, and its encoder's cost
   grows faster than the window: a 20 s window (`min_window_s`; the audio plus 3 s when longer)
   makes a pass about twice as cheap on a CPU, for about 0.3 WER points (see the README).
+  Interims, whose text the final replaces, get 10 s (`interim_min_window_s`).
 
 The `baseline` scheduler is the policy of open streaming-whisper servers, kept to measure against
 (`loadtest/loadgen.py`): every pass on its own, first come first served, nothing shed, a fixed
@@ -86,11 +87,17 @@ class AsrConfig:
     max_batch: int = 8  # passes run together (batched scheduler)
     max_interim_scale: float = 4.0  # the most the interim interval stretches under load
     min_window_s: float = 20.0  # encoder window: at least this, the audio + 3 s if longer
+    interim_min_window_s: float = 10.0  # the same for interim passes (finals replace them)
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        if not 5.0 <= self.min_window_s <= 30.0:
-            raise ValueError("min_window_s must be between 5 and 30 s (whisper's window is 30 s)")
+        if not 5.0 <= min(self.min_window_s, self.interim_min_window_s) <= 30.0 or (
+            max(self.min_window_s, self.interim_min_window_s) > 30.0
+        ):
+            raise ValueError(
+                "min_window_s and interim_min_window_s must be between 5 and 30 s "
+                "(whisper's window is 30 s)"
+            )
         if self.max_batch < 1 or self.workers < 1:
             raise ValueError("max_batch and workers must be at least 1")
 
@@ -251,7 +258,8 @@ class _BatchedWhisper:
         model, c = self.engine.model, self.engine.config
         if window_s is None:
             longest = max(len(audio) for audio in audios) / 16000
-            window_s = min(30.0, max(c.min_window_s, math.ceil(longest + 3.0)))
+            least = c.min_window_s if kind is PassKind.FINAL else c.interim_min_window_s
+            window_s = min(30.0, max(least, math.ceil(longest + 3.0)))
         frames = round(window_s * 100)  # 10 ms mel frames; the encoder halves them
         features = np.stack(
             [pad_or_trim(model.feature_extractor(audio)[..., :-1], frames) for audio in audios]

@@ -236,3 +236,11 @@ async def test_interim_cadence_stretches_while_interims_wait_and_recovers():
         await owner.transcribe(PassKind.INTERIM, ("c", "a"), tagged(i))
     assert owner.interim_scale < loaded
     owner.close()
+
+
+@pytest.mark.parametrize(
+    "windows", [{"min_window_s": 4.0}, {"min_window_s": 31.0}, {"interim_min_window_s": 40.0}]
+)
+def test_encoder_windows_outside_whispers_range_are_refused(windows):
+    with pytest.raises(ValueError, match="between 5 and 30 s"):
+        AsrConfig(**windows)
