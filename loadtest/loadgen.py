@@ -495,7 +495,7 @@ def main() -> None:
     parser.add_argument(
         "--interim-window",
         type=float,
-        default=10.0,
+        default=20.0,
         help="the batched server's encoder window of interim passes, s",
     )
     parser.add_argument("--server-args", default="", help="more `agent-assist serve` flags")

@@ -21,7 +21,8 @@ bounded queue with two lanes. Its default scheduler (`batched`):
 - **A shorter encoder window.** Whisper pads every pass to a 30 s window, and its encoder's cost
   grows faster than the window: a 20 s window (`min_window_s`; the audio plus 3 s when longer)
   makes a pass about twice as cheap on a CPU, for about 0.3 WER points (see the README).
-  Interims, whose text the final replaces, get 10 s (`interim_min_window_s`).
+  Interims may get a shorter one (`interim_min_window_s`): lighter, but their committed words
+  then vary more from run to run.
 
 The `baseline` scheduler is the policy of open streaming-whisper servers, kept to measure against
 (`loadtest/loadgen.py`): every pass on its own, first come first served, nothing shed, a fixed
@@ -87,7 +88,7 @@ class AsrConfig:
     max_batch: int = 8  # passes run together (batched scheduler)
     max_interim_scale: float = 4.0  # the most the interim interval stretches under load
     min_window_s: float = 20.0  # encoder window: at least this, the audio + 3 s if longer
-    interim_min_window_s: float = 10.0  # the same for interim passes (finals replace them)
+    interim_min_window_s: float = 20.0  # the same for interim passes
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
