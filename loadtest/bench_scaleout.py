@@ -24,8 +24,7 @@ from pathlib import Path
 from agent_assist.cli import sample_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
-from loadtest.bench_spine import pct, scrape
-from tests.test_scaleout import free_port, wait_http
+from loadtest.bench_spine import free_port, pct, scrape, wait_http
 
 QUIET = ["--panels", "false", "--webrtc-port", "-1", "--audiosocket-port", "-1"]
 

@@ -144,37 +144,49 @@ def as_call(pcm: np.ndarray, lead: float = 0.5, tail: float = 1.0) -> bytes:
 
 
 # --- a server in its own process ---------------------------------------------------------------
-@contextlib.contextmanager
-def server(extra: list[str]) -> Any:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], within: float = 120) -> None:
+    """Poll http://127.0.0.1:port/path until it answers; fail if `proc` exits or time runs out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{proc.args} did not start (exit {proc.poll()})") from None
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def server(extra: list[str]) -> Any:
+    port = free_port()
     env = os.environ | {"AGENT_ASSIST_LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
     cmd = [sys.executable, "-m", "agent_assist.cli", "serve", "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server did not start") from None
-                time.sleep(0.2)
+        wait_http(port, "/healthz", proc)
         yield f"ws://127.0.0.1:{port}/v1/stream", port
     finally:
         proc.terminate()
         proc.wait(60)
 
 
-def scrape(port: int, name: str) -> float:
+def scrape(port: int, name: str, **labels: str) -> float:
+    """The sum of the samples whose line starts with `name` and carries every label given."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
-        if line.startswith(name) and not line.startswith("#")
+        if line.startswith(name)
+        and not line.startswith("#")
+        and all(f'{k}="{v}"' in line for k, v in labels.items())
     )
 
 

@@ -237,12 +237,6 @@ class RemoteSentiment:
 
 
 # --- the worker side ----------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Running:
-    kind: str
-    task: asyncio.Task[None]
-
-
 class StreamWorker:
     """One consumer of the `workers` group: reads jobs, runs them on its owners, answers them."""
 
@@ -262,10 +256,9 @@ class StreamWorker:
         self.kinds = [k for k in KINDS if (sentiment if k == SENTIMENT else asr) is not None]
         if not self.kinds:
             raise ValueError("a worker needs the speech model, the sentiment model or both")
-        self._running: dict[tuple[str, bytes], _Running] = {}
+        self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}  # by (kind, entry id)
         self._room = asyncio.Condition()
         self._stop = asyncio.Event()
-        self.claimed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then finish (and answer) the jobs already taken."""
@@ -290,7 +283,7 @@ class StreamWorker:
             async with self._room:
                 self._room.notify_all()
             await reader  # within BLOCK_MS (see `_every` on cancelling)
-            running = [r.task for r in self._running.values()]
+            running = list(self._running.values())
             if running:
                 log.info("worker %s: finishing %d jobs", self.name, len(running))
                 await asyncio.wait(running, timeout=self.config.final_timeout_s)
@@ -350,7 +343,7 @@ class StreamWorker:
         if fields is None or (kind, entry_id) in self._running:
             return  # deleted meanwhile, or already ours
         task = asyncio.create_task(self._handle(kind, entry_id, fields))
-        self._running[(kind, entry_id)] = _Running(kind, task)
+        self._running[(kind, entry_id)] = task
 
     async def _handle(self, kind: str, entry_id: bytes, fields: Fields) -> None:
         try:
@@ -445,29 +438,28 @@ class StreamWorker:
             pending: list[dict[str, Any]] = await self.redis.xpending_range(
                 key, cfg.group, min="-", max="+", count=64, idle=idle_ms
             )
-            stale = [p for p in pending if p["consumer"].decode() != self.name]
+            stale = {p["message_id"]: p for p in pending if p["consumer"].decode() != self.name}
             if not stale:
                 continue
-            ids: list[Any] = [p["message_id"] for p in stale]
-            delivered = {p["message_id"]: p["times_delivered"] for p in stale}
+            ids: list[Any] = list(stale)
             claimed: list[Any] = await self.redis.xclaim(key, cfg.group, self.name, idle_ms, ids)
             for entry_id, fields in claimed:
                 if fields is None:
                     continue
-                owner = next(p["consumer"].decode() for p in stale if p["message_id"] == entry_id)
-                if delivered[entry_id] >= cfg.max_deliveries:
+                owner = stale[entry_id]["consumer"].decode()
+                delivered = stale[entry_id]["times_delivered"]
+                if delivered >= cfg.max_deliveries:
                     metrics.JOBS_GIVEN_UP.labels(kind).inc()
                     log.error(
                         "worker %s: a %s job was delivered %d times without an answer; giving up",
                         self.name,
                         kind,
-                        delivered[entry_id],
+                        delivered,
                     )
-                    error = f"{kind} job failed on {delivered[entry_id]} deliveries"
+                    error = f"{kind} job failed on {delivered} deliveries"
                     await self._answer(kind, entry_id, fields, {"ok": "0", "error": error})
                     continue
                 metrics.JOBS_CLAIMED.labels(kind).inc()
-                self.claimed += 1
                 log.warning("worker %s: claimed a %s job left by %s", self.name, kind, owner)
                 self._start(kind, entry_id, fields)
 

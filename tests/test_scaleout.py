@@ -10,11 +10,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from agent_assist.cli import sample_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
+from loadtest.bench_spine import free_port, scrape, wait_http
 from pipeline.bus import Keys, call_state, connect
 from pipeline.workqueue import JobsConfig
 from tests.conftest import script_lines, wer
@@ -32,35 +31,6 @@ pytestmark = pytest.mark.slow
 
 CALL_ID = "scaleout-call"
 SPEED = 1.5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def scrape(port: int, name: str, **labels: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    total = 0.0
-    for line in body.splitlines():
-        if not line.startswith(name + ("{" if labels else "")) and line.split(" ")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], within: float = 180) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{proc.args} did not start (exit {proc.poll()})") from None
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +61,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
             ["serve", "--role", "gateway", "--panels", "false", "--webrtc-port", "-1",
              "--audiosocket-port", "-1"],
         )  # fmt: skip
-        wait_http(ports["gateway"], "/healthz", procs["gateway"])
+        wait_http(ports["gateway"], "/healthz", procs["gateway"], within=180)
         for name in ("w1", "w2"):
-            wait_http(ports[name], "/metrics", procs[name])
+            wait_http(ports[name], "/metrics", procs[name], within=180)
         yield {"redis": redis, "procs": procs, "ports": ports, "logs": logs}
     finally:
         for proc in procs.values():
