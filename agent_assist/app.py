@@ -21,14 +21,14 @@ from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.settings import Settings
 from coach_ui.server import PanelServer
 from gateway.server import Gateway
-from pipeline.asr import AsrService, ModelOwner
-from pipeline.assist import AssistServices
-from pipeline.bus import RedisBus, connect
-from pipeline.knowledge import load_knowledge
-from pipeline.mood import MoodServices
-from pipeline.rules import load_rules
-from pipeline.sentiment import SentimentConfig, SentimentService
-from pipeline.workqueue import JobClient, RemoteAsr, RemoteSentiment
+from pipeline.assist.call_assist import AssistServices
+from pipeline.assist.knowledge import load_knowledge
+from pipeline.assist.rules import load_rules
+from pipeline.bus.jobs import JobClient, RemoteAsr, RemoteSentiment
+from pipeline.bus.redis_bus import RedisBus, connect
+from pipeline.mood.call_mood import MoodServices
+from pipeline.mood.sentiment import SentimentConfig, SentimentService
+from pipeline.speech.asr import AsrService, ModelOwner
 
 log = logging.getLogger(__name__)
 

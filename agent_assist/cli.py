@@ -19,8 +19,8 @@ from agent_assist.app import Service, serve
 from agent_assist.replay import Received, WavError, replay
 from agent_assist.worker import work
 from coach_ui.terminal import TerminalTranscript
-from pipeline.models import ModelError, resolve_model
-from pipeline.yamlfile import ConfigError
+from pipeline.assist.yamlfile import ConfigError
+from pipeline.runtime.models import ModelError, resolve_model
 
 log = logging.getLogger("agent_assist")
 

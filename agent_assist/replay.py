@@ -17,7 +17,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from pipeline.audio import Encoding
+from pipeline.types import Encoding
 
 WAVE_FORMAT_PCM = 1
 WAVE_FORMAT_MULAW = 7

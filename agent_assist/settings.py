@@ -19,20 +19,20 @@ from typing import Any
 
 from coach_ui.server import PanelConfig
 from gateway.calls import GatewayConfig
-from pipeline.asr import AsrConfig, Scheduler
-from pipeline.assist import AssistConfig
-from pipeline.bus import BusConfig
-from pipeline.conversation import ConversationConfig
-from pipeline.frustration import FrustrationConfig
-from pipeline.knowledge import DEFAULT_KNOWLEDGE
-from pipeline.mood import MoodConfig
-from pipeline.prosody import ProsodyConfig
-from pipeline.redact import PiiKind, RedactConfig
-from pipeline.rules import DEFAULT_RULES
-from pipeline.sentiment import SentimentConfig
-from pipeline.stream import StreamConfig
-from pipeline.vad import VadConfig
-from pipeline.workqueue import JobsConfig
+from pipeline.assist.call_assist import AssistConfig
+from pipeline.assist.knowledge import DEFAULT_KNOWLEDGE
+from pipeline.assist.rules import DEFAULT_RULES
+from pipeline.bus.jobs import JobsConfig
+from pipeline.bus.redis_bus import BusConfig
+from pipeline.mood.call_mood import MoodConfig
+from pipeline.mood.conversation import ConversationConfig
+from pipeline.mood.frustration import FrustrationConfig
+from pipeline.mood.prosody import ProsodyConfig
+from pipeline.mood.sentiment import SentimentConfig
+from pipeline.speech.asr import AsrConfig, Scheduler
+from pipeline.speech.redact import PiiKind, RedactConfig
+from pipeline.speech.stream import StreamConfig
+from pipeline.speech.vad import VadConfig
 
 ENV_PREFIX = "AGENT_ASSIST_"
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from prometheus_client import start_http_server
 
 from agent_assist.settings import Settings
-from pipeline.asr import ModelOwner
-from pipeline.bus import connect
-from pipeline.sentiment import SentimentOwner, load_owner
-from pipeline.workqueue import StreamWorker
+from pipeline.bus.jobs import StreamWorker
+from pipeline.bus.redis_bus import connect
+from pipeline.mood.sentiment import SentimentOwner, load_owner
+from pipeline.speech.asr import ModelOwner
 
 log = logging.getLogger(__name__)
 

@@ -49,10 +49,18 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from pipeline import metrics
-from pipeline.bus import Keys, call_state
-from pipeline.events import dumps
-from pipeline.wallboard import board, tile
+from pipeline.bus.redis_bus import Keys, call_state
+from pipeline.bus.wallboard import board, tile
+from pipeline.runtime import metrics
+from pipeline.types import (
+    CallEnded,
+    CallStarted,
+    Event,
+    dumps,
+    event_from_json,
+    from_json,
+    parse_event,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +194,7 @@ class PanelServer:
                 return _json(conn, await self.board())
             meta, events = await call_state(self.redis, self.keys, parts[2], mood=True)
             if len(parts) == 3 and meta:
-                return _json(conn, {"call": meta, "events": events})
+                return _json(conn, {"call": meta, "events": [e.to_dict() for e in events]})
             if len(parts) == 4 and parts[3] == "record":
                 record = await self.redis.get(self.keys.record(parts[2]))
                 if record is not None:
@@ -292,15 +300,16 @@ class PanelServer:
     async def _wallboard(self, ws: ServerConnection, pubsub: PubSub) -> None:
         k = self.keys
         await pubsub.subscribe(k.wallboard, k.alerts)
+        # the feed's entries are alert events with `agent_id` and `at` added: sent on as they are
         feed = [json.loads(a) for a in await self.redis.lrange(k.alerts_feed, 0, -1)]
-        seen = {(a["call_id"], a["seq"]) for a in feed}
+        seen = {(a.call_id, a.seq) for a in map(parse_event, feed)}
         await ws.send(dumps({"type": "snapshot", "board": await self.board(), "alerts": feed}))
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
             if message["channel"] == k.alerts:
-                alert = json.loads(message["data"])
-                if (alert["call_id"], alert["seq"]) in seen:
+                alert = event_from_json(message["data"])
+                if (alert.call_id, alert.seq) in seen:
                     continue
             await ws.send(message["data"])
 
@@ -320,28 +329,27 @@ class PanelServer:
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
-            data = json.loads(message["data"])
-            if data.get("call_id") != call_id and not (
-                follow_agent and data["type"] == "call_started"
-            ):
+            data = from_json(message["data"])
+            if isinstance(data, CallStarted):
+                if follow_agent or data.call_id == call_id:
+                    call_id = data.call_id
+                    seen = await self._snapshot(ws, call_id, agent_id=ident)
+            elif data.call_id != call_id:
                 continue
-            if data["type"] == "call_started":
-                call_id = data["call_id"]
-                seen = await self._snapshot(ws, call_id, agent_id=ident)
-            elif data["type"] == "call_ended" or data.get("seq", 0) > seen:
-                seen = max(seen, data.get("seq", 0))
+            elif isinstance(data, CallEnded) or data.seq > seen:
+                seen = max(seen, 0 if isinstance(data, CallEnded) else data.seq)
                 await ws.send(message["data"])
 
     async def _snapshot(self, ws: ServerConnection, call_id: str, agent_id: str = "") -> int:
         """Send a call's stored state (events in `seq` order, open interims); returns its last
         `seq` so that live events already in it are skipped."""
         meta: dict[str, str] = {}
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         if call_id:
             meta, events = await call_state(self.redis, self.keys, call_id, mood=True)
-        interims = [json.loads(v) for f, v in meta.items() if f.startswith("interim:")]
+        interims = [event_from_json(v) for f, v in meta.items() if f.startswith("interim:")]
         info = {f: v for f, v in meta.items() if ":" not in f}
-        seen = max([int(meta.get("last_seq", 0))] + [int(e["seq"]) for e in events + interims])
+        seen = max([int(meta.get("last_seq", 0))] + [e.seq for e in events + interims])
         await ws.send(
             dumps(
                 {
@@ -349,8 +357,8 @@ class PanelServer:
                     "call_id": call_id,
                     "agent_id": agent_id or info.get("agent_id", ""),
                     "call": info,
-                    "events": events,
-                    "interims": interims,
+                    "events": [e.to_dict() for e in events],
+                    "interims": [e.to_dict() for e in interims],
                 }
             )
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import encode_mulaw
+from pipeline.speech.audio import encode_mulaw
 
 RATE = 8000
 CUSTOMER_VOICES = [("en-us+m1", 45), ("en-us+f3", 55), ("en-us+m3", 40), ("en-gb+f1", 50)]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.sentiment import LABELS, SentimentConfig, SentimentModel
+from pipeline.mood.sentiment import LABELS, SentimentConfig, SentimentModel
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment" / "utterances.tsv"

@@ -42,8 +42,7 @@ from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
 from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
-from pipeline.audio import Encoding
-from pipeline.session import CallInfo
+from pipeline.types import CallInfo, Encoding
 
 log = logging.getLogger(__name__)
 

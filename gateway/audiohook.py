@@ -46,9 +46,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from gateway.calls import Adapter, CallInUse, LiveCall, refused
-from pipeline.audio import MULAW_TO_PCM16, PCM, Channel, Encoding
-from pipeline.events import Event, SuggestionEvent, TranscriptEvent
-from pipeline.session import CallInfo
+from pipeline.speech.audio import MULAW_TO_PCM16
+from pipeline.types import PCM, CallInfo, Channel, Encoding, Event, SuggestionEvent, TranscriptEvent
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +373,7 @@ class AudioHookAdapter(Adapter):
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(json.dumps(session.message(kind, **parameters)))
 
-        async def forward(event: Event, message: dict[str, Any]) -> None:
+        async def forward(event: Event) -> None:
             entities = entities_for(event, session)
             if entities and session.state is not State.CLOSED:
                 await send("event", entities=entities)
@@ -555,10 +554,10 @@ def entities_for(event: Event, session: AudioHookSession) -> list[dict[str, Any]
         suggestions = [
             {
                 "type": "faq",
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(item.get("id", "")))),
-                "confidence": round(float(item.get("score", 0.0)), 3),
-                "question": str(item.get("title", "")),
-                "answer": str(item.get("answer", "")),
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, item.id)),
+                "confidence": round(item.score, 3),
+                "question": item.title,
+                "answer": item.answer,
             }
             for item in event.items
         ]

@@ -30,9 +30,8 @@ import numpy as np
 
 from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
-from pipeline import metrics
-from pipeline.audio import PCM, Channel, Encoding
-from pipeline.session import CallInfo
+from pipeline.runtime import metrics
+from pipeline.types import PCM, CallInfo, Channel, Encoding
 
 log = logging.getLogger(__name__)
 

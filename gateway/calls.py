@@ -26,19 +26,19 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from pipeline import metrics
-from pipeline.asr import AsrService
-from pipeline.assist import AssistServices
-from pipeline.bus import RedisBus
-from pipeline.events import Event, TranscriptEvent
-from pipeline.mood import MoodServices
-from pipeline.session import CallInfo, CallSession
-from pipeline.stream import StreamConfig
-from pipeline.vad import VadConfig
+from pipeline.assist.call_assist import AssistServices
+from pipeline.bus.redis_bus import RedisBus
+from pipeline.mood.call_mood import MoodServices
+from pipeline.runtime import metrics
+from pipeline.session import CallSession
+from pipeline.speech.asr import AsrService
+from pipeline.speech.stream import StreamConfig
+from pipeline.speech.vad import VadConfig
+from pipeline.types import CallEnded, CallInfo, CallStarted, Event, TranscriptEvent
 
 log = logging.getLogger(__name__)
 
-Forward = Callable[[Event, dict[str, Any]], Awaitable[None]]
+Forward = Callable[[Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,18 +167,19 @@ class CallHub:
             async def sink(event: Event) -> None:
                 if live is not None and isinstance(event, TranscriptEvent) and event.final:
                     live.finals += 1
-                message = event.to_dict()
-                await self.bus.publish(message, info.agent_id)
+                await self.bus.publish(event, info.agent_id)
                 if forward is not None:
-                    await forward(event, message)
+                    await forward(event)
 
             await self.bus.call_started(
-                info.call_id,
-                info.agent_id,
-                sample_rate=info.sample_rate,
-                encoding=info.encoding.value,
-                protocol=protocol,
-                **(meta or {}),
+                CallStarted(
+                    call_id=info.call_id,
+                    agent_id=info.agent_id,
+                    sample_rate=info.sample_rate,
+                    encoding=info.encoding.value,
+                    protocol=protocol,
+                    meta=dict(meta or {}),
+                )
             )
             log.info("call started (%s)", protocol, extra={"call_id": info.call_id})
             try:
@@ -203,11 +204,13 @@ class CallHub:
         if live.ended == "disconnect":
             metrics.DISCONNECTS.inc()
         await self.bus.call_ended(
-            live.info.call_id,
-            live.info.agent_id,
-            duration=round(live.duration, 3),
-            finals=live.finals,
-            ended=live.ended,
+            CallEnded(
+                call_id=live.info.call_id,
+                agent_id=live.info.agent_id,
+                duration=round(live.duration, 3),
+                finals=live.finals,
+                ended=live.ended,
+            )
         )
         log.info(
             "call ended (%s) after %.1f s, %d finals",

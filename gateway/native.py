@@ -28,9 +28,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from gateway.calls import Adapter, refused
-from pipeline.audio import Encoding
-from pipeline.events import Event, dumps
-from pipeline.session import CallInfo
+from pipeline.types import CallInfo, Encoding, Event, to_json
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +176,9 @@ class NativeAdapter(Adapter):
             return
         rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
 
-        async def forward(event: Event, message: dict[str, Any]) -> None:
+        async def forward(event: Event) -> None:
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(dumps(message))
+                await ws.send(to_json(event))
 
         async with self.hub.call(info, self.protocol, forward) as call:
             started = {"type": "started", "version": PROTOCOL_VERSION, "call_id": info.call_id}

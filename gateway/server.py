@@ -35,13 +35,13 @@ from gateway.calls import Adapter, CallHub, GatewayConfig, refused
 from gateway.native import CloseCode, NativeAdapter
 from gateway.twilio import TwilioAdapter
 from gateway.webrtc import WebRtcServer
-from pipeline import metrics
-from pipeline.asr import AsrService
-from pipeline.assist import AssistServices
-from pipeline.bus import RedisBus
-from pipeline.mood import MoodServices
-from pipeline.stream import StreamConfig
-from pipeline.vad import VadConfig
+from pipeline.assist.call_assist import AssistServices
+from pipeline.bus.redis_bus import RedisBus
+from pipeline.mood.call_mood import MoodServices
+from pipeline.runtime import metrics
+from pipeline.speech.asr import AsrService
+from pipeline.speech.stream import StreamConfig
+from pipeline.speech.vad import VadConfig
 
 __all__ = ["STREAM_PATH", "Gateway", "GatewayConfig"]
 

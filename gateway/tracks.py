@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from pipeline.audio import PCM
+from pipeline.types import PCM
 
 
 class TrackAligner:

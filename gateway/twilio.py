@@ -37,9 +37,9 @@ from websockets.http11 import Request
 
 from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
 from gateway.tracks import TrackAligner
-from pipeline import metrics
-from pipeline.audio import MULAW_TO_PCM16, PCM, Encoding
-from pipeline.session import CallInfo
+from pipeline.runtime import metrics
+from pipeline.speech.audio import MULAW_TO_PCM16
+from pipeline.types import PCM, CallInfo, Encoding
 
 log = logging.getLogger(__name__)
 

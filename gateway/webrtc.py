@@ -41,9 +41,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
 from gateway.tracks import TrackAligner
-from pipeline import metrics
-from pipeline.audio import PCM, Encoding
-from pipeline.session import CallInfo
+from pipeline.runtime import metrics
+from pipeline.types import PCM, CallInfo, Encoding
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ import numpy as np
 from agent_assist.cli import sample_call
 from agent_assist.replay import read_wav, replay
 from loadtest.bench_spine import pct, server
-from pipeline.audio import MULAW_TO_PCM16, Resampler
-from pipeline.commit import Word
-from pipeline.mood import MoodConfig, MoodServices
-from pipeline.prosody import measure
-from pipeline.sentiment import SentimentConfig
+from pipeline.mood.call_mood import MoodConfig, MoodServices
+from pipeline.mood.prosody import measure
+from pipeline.mood.sentiment import SentimentConfig
+from pipeline.speech.audio import MULAW_TO_PCM16, Resampler
+from pipeline.types import Word
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -34,12 +34,13 @@ import numpy as np
 
 from agent_assist.app import Service
 from agent_assist.cli import sample_call
-from agent_assist.clients import stereo_pcm
 from agent_assist.settings import Settings
 from loadtest import bench_spine
+from loadtest.clients import stereo_pcm
 from loadtest.protocols import PARTIES, PROTOCOLS, loopback_ice, stream
-from pipeline import metrics
-from pipeline.bus import call_state
+from pipeline.bus.redis_bus import call_state
+from pipeline.runtime import metrics
+from pipeline.types import TranscriptEvent
 
 Row = tuple[str, dict[str, float], float | None, float]
 SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
@@ -86,7 +87,11 @@ async def bench(
                 got = await stream(service, protocol, audio, rate, Path(tmp))
                 gaps = metrics.MEDIA_GAPS.labels(protocol)._value.get() - gaps
                 _, events = await call_state(service.bus.redis, service.bus.keys, got.call_id)
-                latency = [e["latency"] for e in events if e.get("latency") is not None]
+                latency = [
+                    e.latency
+                    for e in events
+                    if isinstance(e, TranscriptEvent) and e.latency is not None
+                ]
                 wers = {p: jiwer.wer(norm(reference[p]), norm(got.finals[p])) for p in PARTIES}
                 rows.append((label, wers, statistics.median(latency) if latency else None, gaps))
                 print(f"  {label:12s} done", flush=True)

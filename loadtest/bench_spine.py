@@ -32,8 +32,8 @@ import jiwer
 import numpy as np
 
 from agent_assist.replay import replay
-from pipeline.asr import AsrConfig, PassKind, WhisperEngine
-from pipeline.audio import Resampler
+from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+from pipeline.speech.audio import Resampler
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")

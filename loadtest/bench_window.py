@@ -25,8 +25,9 @@ import jiwer
 import numpy as np
 
 from loadtest import bench_spine
-from pipeline.asr import AsrConfig, PassKind, Samples, WhisperEngine
-from pipeline.audio import PIPELINE_RATE, Resampler
+from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+from pipeline.speech.audio import Resampler
+from pipeline.types import PIPELINE_RATE, Samples
 
 
 def load(limit: int) -> tuple[list[Samples], list[str]]:

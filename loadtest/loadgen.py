@@ -65,11 +65,11 @@ from redis.asyncio import Redis
 from tqdm import tqdm
 
 from agent_assist.cli import sample_call
-from agent_assist.clients import Pacer, audiohook_call, stereo_pcm, twilio_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest import bench_spine
 from loadtest.bench_spine import pct, scrape, server
+from loadtest.clients import Pacer, audiohook_call, stereo_pcm, twilio_call
 from loadtest.protocols import resample, write_wav
 
 PROTOCOLS = ("native", "twilio", "audiohook")

@@ -31,16 +31,17 @@ from playwright.async_api import async_playwright
 from redis.asyncio import Redis
 
 from agent_assist.app import Service
-from agent_assist.clients import (
+from agent_assist.replay import replay
+from loadtest.browser import fake_microphone, launch
+from loadtest.clients import (
     AudioHookResult,
     audiofork_call,
     audiohook_call,
     audiosocket_call,
 )
-from agent_assist.replay import replay
-from loadtest.browser import fake_microphone, launch
-from pipeline.audio import PCM, Channel, Resampler
-from pipeline.bus import Keys, call_state
+from pipeline.bus.redis_bus import Keys, call_state
+from pipeline.speech.audio import Resampler
+from pipeline.types import PCM, Channel, TranscriptEvent
 
 PROTOCOLS = ("native", "twilio", "audiohook", "audiofork", "audiosocket", "webrtc")
 PARTIES = ("customer", "agent")
@@ -88,8 +89,8 @@ async def wait_ended(redis: Redis, keys: Keys, call_id: str, within: float = 60.
 async def finals_by_party(redis: Redis, keys: Keys, call_id: str) -> dict[str, str]:
     await wait_ended(redis, keys, call_id)
     _, events = await call_state(redis, keys, call_id)
-    finals = [e for e in events if e["type"] == "transcript"]
-    return {p: " ".join(e["text"] for e in finals if e["channel"] == p) for p in PARTIES}
+    finals = [e for e in events if isinstance(e, TranscriptEvent)]
+    return {p: " ".join(e.text for e in finals if e.channel.label == p) for p in PARTIES}
 
 
 async def streamdouble(url: str, wavs: tuple[Path, Path], call_id: str, *extra: str) -> str:

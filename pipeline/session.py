@@ -16,34 +16,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from pipeline import metrics
-from pipeline.asr import AsrService
-from pipeline.assist import AssistServices, CallAssist
-from pipeline.audio import PCM, Channel, Encoding, Resampler, decode_interleaved
-from pipeline.events import Event, TranscriptEvent
-from pipeline.mood import CallMood, MoodServices
-from pipeline.stream import ChannelStream, StreamConfig
-from pipeline.vad import VadConfig, VadEvent, VadSegmenter
+from pipeline.assist.call_assist import AssistServices, CallAssist
+from pipeline.mood.call_mood import CallMood, MoodServices
+from pipeline.runtime import metrics
+from pipeline.speech.asr import AsrService
+from pipeline.speech.audio import Resampler, decode_interleaved
+from pipeline.speech.stream import ChannelStream, StreamConfig
+from pipeline.speech.vad import VadConfig, VadSegmenter
+from pipeline.types import PCM, CallInfo, Channel, Event, TranscriptEvent, VadEvent
 
 Sink = Callable[[Event], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    call_id: str
-    agent_id: str
-    sample_rate: int
-    encoding: Encoding
-    channels: int = 2
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes of one interleaved sample frame (all channels)."""
-        return self.channels * self.encoding.sample_width
 
 
 class _ChannelPipe:

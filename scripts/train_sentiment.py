@@ -32,7 +32,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.sentiment import ADAPTER_DIR, LABELS, encoder_dir  # noqa: E402
+from pipeline.mood.sentiment import ADAPTER_DIR, LABELS, encoder_dir  # noqa: E402
 
 DATA = ROOT / "data" / "sentiment" / "utterances.tsv"
 

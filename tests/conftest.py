@@ -20,7 +20,7 @@ from agent_assist.cli import sample_call
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
 from loadtest.protocols import loopback_ice as allow_loopback_ice
-from pipeline.bus import Keys, call_state, follow_call
+from pipeline.bus.redis_bus import Keys, call_state, follow_call
 
 SAMPLES = Path(__file__).resolve().parent.parent / "agent_assist" / "samples"
 
@@ -78,9 +78,10 @@ async def sample_streamed(service, sample_path, keys):
     call_id = SAMPLE_CALL_ID
     call = asyncio.create_task(replay(sample_path, service.url, SAMPLE_SPEED, call_id=call_id))
     await asyncio.sleep(72 / SAMPLE_SPEED / 2)  # half-way through the call: a panel joins late
-    late = [e async for e in follow_call(redis, keys, SAMPLE_CALL_ID)]
+    late = [e.to_dict() async for e in follow_call(redis, keys, SAMPLE_CALL_ID)]
     result = await call
-    meta, stored = await call_state(redis, keys, SAMPLE_CALL_ID)
+    meta, events = await call_state(redis, keys, SAMPLE_CALL_ID)
+    stored = [e.to_dict() for e in events]
     ttls = [await redis.ttl(keys.call(call_id)), await redis.ttl(keys.transcript(call_id))]
     active = await redis.smembers(keys.active)
     listener.cancel()

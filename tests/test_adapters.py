@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from websockets.datastructures import Headers
 
-from agent_assist.clients import twilio_messages
 from gateway.audiofork import parse_fork
 from gateway.audiohook import (
     AudioHookError,
@@ -24,6 +23,7 @@ from gateway.audiohook import (
 from gateway.calls import Refusal
 from gateway.twilio import TwilioStream, signature, signed_urls
 from gateway.webrtc import opus_answer
+from loadtest.clients import twilio_messages
 
 # The example request of Genesys's AudioHook security documentation, and its signature.
 DOC_HEADERS = Headers(

@@ -8,9 +8,16 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline import metrics
-from pipeline.asr import AsrConfig, AsrResult, ModelOwner, PassKind, Scheduler, cut_repetitions
-from pipeline.commit import Word
+from pipeline.runtime import metrics
+from pipeline.speech.asr import (
+    AsrConfig,
+    AsrResult,
+    ModelOwner,
+    PassKind,
+    Scheduler,
+    cut_repetitions,
+)
+from pipeline.types import Word
 
 AUDIO = np.zeros(1600, dtype=np.float32)
 

@@ -9,10 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.assist import AssistConfig, AssistServices, CallAssist
-from pipeline.audio import Channel
-from pipeline.bus import BusConfig, RedisBus
-from pipeline.events import AlertEvent, Event, SuggestionEvent, TranscriptEvent
+from pipeline.assist.call_assist import AssistConfig, AssistServices, CallAssist
+from pipeline.bus.redis_bus import BusConfig, RedisBus
+from pipeline.types import (
+    AlertEvent,
+    CallEnded,
+    CallStarted,
+    Channel,
+    Event,
+    SentimentEvent,
+    SuggestionEvent,
+    TranscriptEvent,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,7 @@ async def test_alerts_and_suggestions_from_what_was_said(services):
         ],
     )
     suggestions = [e for e in out if isinstance(e, SuggestionEvent)]
-    assert suggestions[0].utterance == 1 and suggestions[0].items[0]["id"] == "internet-drops"
+    assert suggestions[0].utterance == 1 and suggestions[0].items[0].id == "internet-drops"
     assert all(e.channel is Channel.CUSTOMER for e in suggestions)  # never for the agent's words
     alerts = {e.rule: e for e in out if isinstance(e, AlertEvent)}
     assert set(alerts) == {"legal-threat", "agent-blames-customer"}
@@ -79,12 +87,16 @@ async def test_alert_layout_on_redis(service):
     k, redis = bus.keys, bus.redis
     pubsub = redis.pubsub()
     await pubsub.subscribe(k.alerts, k.agent("ann"))
-    await bus.call_started("c9", "ann", sample_rate=8000)
+    await bus.call_started(
+        CallStarted(call_id="c9", agent_id="ann", sample_rate=8000, encoding="pcm16",
+                    protocol="native")
+    )  # fmt: skip
     alert = AlertEvent(call_id="c9", channel=Channel.CUSTOMER, start=1, end=2, rule="r",
                        severity="critical", prompt="Do it.", evidence=(), seq=5)  # fmt: skip
-    await bus.publish(alert.to_dict(), "ann")
-    sentiment = {"v": 1, "type": "sentiment", "call_id": "c9", "seq": 6, "channel": "customer",
-                 "start": 1, "end": 2.5, "rolling": -0.4, "score": -0.4}  # fmt: skip
+    await bus.publish(alert, "ann")
+    sentiment = SentimentEvent(call_id="c9", channel=Channel.CUSTOMER, start=1, end=2.5, seq=6,
+                               utterance=1, label="negative", probs=(0.7, 0.2, 0.1), score=-0.4,
+                               rolling=-0.4, trend=0.0)  # fmt: skip
     await bus.publish(sentiment, "ann")
     got = []
     try:
@@ -104,7 +116,9 @@ async def test_alert_layout_on_redis(service):
     assert stored["alerts"] == "1" and "critical_at" in stored and json.loads(stored["alert"])
     assert await redis.lrange(k.trend("c9"), 0, -1) == ["[2.5, -0.4]"]
     assert await redis.zcard(k.alerts_recent) == 1
-    await bus.call_ended("c9", "ann", duration=3.0, finals=0, ended="stop")
+    await bus.call_ended(
+        CallEnded(call_id="c9", agent_id="ann", duration=3.0, finals=0, ended="stop")
+    )
     record = json.loads(await redis.get(k.record("c9")))
     assert record["alerts"][0]["rule"] == "r" and record["agent_id"] == "ann"
     assert record["duration"] == 3.0 and record["transcript"] == [] and record["summary"] == []

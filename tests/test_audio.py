@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.audio import MULAW_TO_PCM16, Encoding, Resampler, decode_interleaved, encode_mulaw
+from pipeline.speech.audio import MULAW_TO_PCM16, Resampler, decode_interleaved, encode_mulaw
+from pipeline.types import Encoding
 
 
 def test_mulaw_table_matches_g711_reference_points():

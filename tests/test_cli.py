@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from agent_assist.replay import WavError, read_wav
-from pipeline.audio import Encoding, encode_mulaw
+from pipeline.speech.audio import encode_mulaw
+from pipeline.types import Encoding
 from tests.conftest import script_lines, stereo_wav, timeline, wer
 
 CLI = [sys.executable, "-m", "agent_assist.cli"]
@@ -23,7 +24,7 @@ CLI = [sys.executable, "-m", "agent_assist.cli"]
 
 def first_turn(sample_path: Path, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """The agent's first turn of the sample call as pcm16 at `rate` (customer silent)."""
-    from pipeline.audio import MULAW_TO_PCM16, Resampler
+    from pipeline.speech.audio import MULAW_TO_PCM16, Resampler
 
     wav = read_wav(sample_path)
     frames = np.frombuffer(wav.data, dtype=np.uint8).reshape(-1, 2)

@@ -3,7 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.commit import CommitPolicy, Word, normalize_word
+from pipeline.speech.commit import CommitPolicy, normalize_word
+from pipeline.types import Word
 
 VOCAB = ["i", "want", "to", "cancel", "my", "contract", "today", "please", "now", "the", "bill"]
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from pipeline.audio import Channel
-from pipeline.conversation import ConversationConfig, ConversationTracker, Signal, SignalKind
-from pipeline.vad import VadEvent, VadEventKind
+from pipeline.mood.conversation import ConversationConfig, ConversationTracker, Signal, SignalKind
+from pipeline.types import Channel, VadEvent, VadEventKind
 
 R = 1000  # a round sample rate keeps the expectations readable
 C, A = Channel.CUSTOMER, Channel.AGENT

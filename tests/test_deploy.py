@@ -20,7 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from agent_assist import settings as settings_mod
 from agent_assist.cli import build_parser
 from agent_assist.settings import Settings
-from pipeline import metrics  # registers every metric
+from pipeline.runtime import metrics  # registers every metric
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

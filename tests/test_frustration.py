@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.frustration import FrustrationConfig, FrustrationScorer, find_cues
-from pipeline.sentiment import Sentiment
+from pipeline.mood.frustration import FrustrationConfig, FrustrationScorer, find_cues
+from pipeline.mood.sentiment import Sentiment
 
 
 def sent(score: float) -> Sentiment:

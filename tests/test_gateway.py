@@ -14,8 +14,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from agent_assist.replay import read_wav, replay
-from pipeline import metrics
-from pipeline.bus import call_state
+from pipeline.bus.redis_bus import call_state
+from pipeline.runtime import metrics
 from tests.conftest import timeline, wait_for
 
 START = {
@@ -153,7 +153,8 @@ async def test_vanished_client_still_gets_its_last_utterance_published(service, 
         if await ended():
             break
         await asyncio.sleep(0.05)
-    meta, finals = await call_state(redis, keys, "vanished")
+    meta, events = await call_state(redis, keys, "vanished")
+    finals = [e.to_dict() for e in events]
     assert meta["ended"] == "disconnect"
     assert len(finals) == 1 and finals[0]["channel"] == "agent"
     assert finals[0]["text"].lower().startswith("thank you for calling")

@@ -23,7 +23,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agent_assist.clients import (
+from agent_assist.replay import replay
+from gateway.calls import GatewayConfig
+from gateway.server import Gateway
+from gateway.twilio import signature
+from loadtest.clients import (
     audiohook_headers,
     audiohook_session,
     audiosocket_frame,
@@ -31,14 +35,10 @@ from agent_assist.clients import (
     twilio_messages,
     webrtc_offer,
 )
-from agent_assist.replay import replay
-from gateway.calls import GatewayConfig
-from gateway.server import Gateway
-from gateway.twilio import signature
 from loadtest.protocols import wait_ended
-from pipeline import metrics
-from pipeline.audio import Channel
-from pipeline.bus import call_state
+from pipeline.bus.redis_bus import call_state
+from pipeline.runtime import metrics
+from pipeline.types import Channel
 from tests.conftest import script_lines
 
 TWILIO_TOKEN = "twilio-auth-token"

@@ -6,13 +6,13 @@ import textwrap
 
 import pytest
 
-from pipeline.knowledge import DEFAULT_KNOWLEDGE, KnowledgeBase, load_knowledge
-from pipeline.yamlfile import ConfigError
+from pipeline.assist.knowledge import DEFAULT_KNOWLEDGE, KnowledgeBase, load_knowledge
+from pipeline.assist.yamlfile import ConfigError
 
 
 @pytest.fixture(scope="module")
 def kb():
-    from pipeline.embed import SentenceEncoder
+    from pipeline.assist.embed import SentenceEncoder
 
     return KnowledgeBase(load_knowledge(DEFAULT_KNOWLEDGE), SentenceEncoder())
 

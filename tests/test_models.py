@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pipeline.models import SPLIT_MODELS, ModelError, assemble, resolve_model
+from pipeline.runtime.models import SPLIT_MODELS, ModelError, assemble, resolve_model
 
 
 def test_base_is_assembled_once_checked_and_atomic(tmp_path):
@@ -63,8 +63,9 @@ def test_tiny_en_transcribes_offline(tmp_path):
 
     from agent_assist.cli import sample_call
     from agent_assist.replay import read_wav
-    from pipeline.asr import AsrConfig, PassKind, WhisperEngine
-    from pipeline.audio import Encoding, Resampler, decode_interleaved
+    from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+    from pipeline.speech.audio import Resampler, decode_interleaved
+    from pipeline.types import Encoding
     from tests.conftest import timeline, wer
 
     wav = read_wav(sample_call())

@@ -23,7 +23,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from agent_assist.replay import replay
 from loadtest.browser import alert_seen, launch, open_panel, page_errors, panel_text
-from pipeline.bus import call_state
+from pipeline.bus.redis_bus import call_state
 
 CALM = Path(__file__).parent / "data" / "calm_call.wav"
 pytestmark = pytest.mark.slow
@@ -100,7 +100,8 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
     await ended(steady)
     assert await panel_text(cut) == await panel_text(steady)
 
-    _, events = await call_state(service.bus.redis, keys, call, mood=True)
+    _, stored = await call_state(service.bus.redis, keys, call, mood=True)
+    events = [e.to_dict() for e in stored]
     finals = [e for e in events if e["type"] == "transcript" and e["text"]]
     alerts = [e for e in events if e["type"] == "alert"]
     assert await cut.locator("#transcript .line.final").count() == len(finals) >= 10

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.commit import Word
-from pipeline.prosody import ArousalTracker, ProsodyConfig, ProsodyFeatures, label_of, measure
+from pipeline.mood.prosody import ArousalTracker, ProsodyConfig, ProsodyFeatures, label_of, measure
+from pipeline.types import Word
 
 SR = 16000
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent_assist.clients import stereo_pcm
+from loadtest.clients import stereo_pcm
 from loadtest.protocols import PARTIES, finals_by_party, stream, streamdouble, write_wav
-from pipeline import metrics
+from pipeline.runtime import metrics
 from tests.conftest import normalize, script_lines, wer
 
 pytestmark = pytest.mark.slow

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.commit import Word
-from pipeline.redact import PiiKind, RedactConfig, Redactor, luhn
+from pipeline.speech.redact import PiiKind, RedactConfig, Redactor, luhn
+from pipeline.types import Word
 
 r = Redactor()
 

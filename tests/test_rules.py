@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audio import Channel
-from pipeline.rules import (
+from pipeline.assist.rules import (
     DEFAULT_RULES,
     Match,
     Rule,
@@ -18,25 +17,36 @@ from pipeline.rules import (
     Severity,
     load_rules,
 )
+from pipeline.types import (
+    Channel,
+    FrustrationEvent,
+    FrustrationReason,
+    SentimentEvent,
+    SignalEvent,
+    TranscriptEvent,
+)  # fmt: skip
 
 
 def final(text, utterance=1, start=0.0, end=2.0, channel="customer"):
-    return {"type": "transcript", "final": True, "channel": channel, "text": text,
-            "utterance": utterance, "start": start, "end": end}  # fmt: skip
+    return TranscriptEvent("c1", Channel[channel.upper()], utterance, start, end, text, True)
 
 
 def sentiment(score, utterance, start, channel="customer"):
-    return {"type": "sentiment", "channel": channel, "score": score, "utterance": utterance,
-            "start": start, "end": start + 2}  # fmt: skip
+    return SentimentEvent(call_id="c1", channel=Channel[channel.upper()], start=start,
+                          end=start + 2, utterance=utterance, label="", probs=(0.0, 0.0, 0.0),
+                          score=score, rolling=0.0, trend=0.0)  # fmt: skip
 
 
 def frustration(score, end, utterance=None):
-    return {"type": "frustration", "channel": "customer", "score": score, "start": end - 2,
-            "end": end, "utterance": utterance, "reasons": [{"kind": "sentiment"}]}  # fmt: skip
+    reasons = (FrustrationReason("sentiment", 0.0, ""),)
+    return FrustrationEvent(call_id="c1", channel=Channel.CUSTOMER, start=end - 2, end=end,
+                            score=score, level="", active=False, onset=False, components={},
+                            reasons=reasons, trigger="", utterance=utterance)  # fmt: skip
 
 
 def signal(kind, start, end, channel="customer"):
-    return {"type": kind, "channel": channel, "start": start, "end": end, "final": True}
+    return SignalEvent(call_id="c1", channel=Channel[channel.upper()], start=start, end=end,
+                       kind=kind, final=True)  # fmt: skip
 
 
 def engine(**fields) -> RuleEngine:
@@ -195,7 +205,7 @@ def test_a_missing_file_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def encoder():
-    from pipeline.embed import SentenceEncoder
+    from pipeline.assist.embed import SentenceEncoder
 
     return SentenceEncoder()  # the real all-MiniLM-L6-v2 from its PyPI package
 

@@ -23,8 +23,8 @@ from agent_assist.cli import sample_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest.bench_spine import free_port, scrape, wait_http
-from pipeline.bus import Keys, call_state, connect
-from pipeline.workqueue import JobsConfig
+from pipeline.bus.jobs import JobsConfig
+from pipeline.bus.redis_bus import Keys, call_state, connect
 from tests.conftest import script_lines, wer
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,8 @@ async def test_a_worker_killed_mid_call_loses_no_final_and_duplicates_none(clust
     assert len(finals) == len(script_lines()) == result.stopped["finals"]
     redis = connect(redis_url)
     try:
-        _meta, stored = await call_state(redis, Keys("aa"), CALL_ID)
+        _meta, events = await call_state(redis, Keys("aa"), CALL_ID)
+        stored = [e.to_dict() for e in events]
     finally:
         await redis.aclose()
     assert [(e["channel"], e["utterance"]) for e in stored] == [

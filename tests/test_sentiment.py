@@ -7,9 +7,7 @@ import threading
 
 import pytest
 
-from pipeline import metrics
-from pipeline.batching import BatchConfig, BatchOwner
-from pipeline.sentiment import (
+from pipeline.mood.sentiment import (
     LABELS,
     RollingSentiment,
     Sentiment,
@@ -18,6 +16,8 @@ from pipeline.sentiment import (
     SentimentModelError,
     label_map,
 )
+from pipeline.runtime import metrics
+from pipeline.runtime.owner import BatchConfig, BatchOwner
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from pipeline.audio import Resampler
-from pipeline.vad import FRAME, VadConfig, VadEventKind, VadSegmenter
+from pipeline.speech.audio import Resampler
+from pipeline.speech.vad import FRAME, VadConfig, VadSegmenter
+from pipeline.types import VadEventKind
 from tests.conftest import timeline
 
 RATE = 16000
@@ -127,7 +128,8 @@ def test_config_is_validated():
 def test_webrtcvad_finds_the_sample_call_turns(sample_path):
     """Real webrtcvad on the sample call's customer channel finds each scripted turn."""
     from agent_assist.replay import read_wav
-    from pipeline.audio import Encoding, decode_interleaved
+    from pipeline.speech.audio import decode_interleaved
+    from pipeline.types import Encoding
 
     wav = read_wav(sample_path)
     frames = decode_interleaved(wav.data, Encoding.MULAW, 2)

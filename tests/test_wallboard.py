@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-import json
-
-from pipeline.summary import call_summary
-from pipeline.wallboard import board, tile
+from pipeline.assist.summary import call_summary
+from pipeline.bus.wallboard import board, tile
+from pipeline.types import (
+    AlertEvent,
+    Channel,
+    Evidence,
+    FrustrationEvent,
+    SentimentEvent,
+    TalkStatsEvent,
+    TranscriptEvent,
+    to_json,
+)  # fmt: skip
 
 NOW = 1_000_000.0
+AT = {"call_id": "c", "channel": Channel.CUSTOMER, "start": 0.0, "end": 1.0}
+
+
+def sentiment(rolling: float) -> SentimentEvent:
+    return SentimentEvent(**AT, utterance=1, label="", probs=(0.0, 0.0, 0.0), score=rolling,
+                          rolling=rolling, trend=0.0)  # fmt: skip
+
+
+def frustration(score: float, level: str, active: bool) -> FrustrationEvent:
+    return FrustrationEvent(**AT, score=score, level=level, active=active, onset=False,
+                            components={}, reasons=(), trigger="turn")  # fmt: skip
 
 
 def fields(**kw: object) -> dict[str, str]:
+    """A call's hash as `RedisBus.publish` leaves it: events in their wire form."""
     out = {"call_id": "c", "agent_id": "a", "status": "active", "started_at": str(NOW - 90)}
     for name, value in kw.items():
-        out[name.replace("__", ":")] = value if isinstance(value, str) else json.dumps(value)
+        out[name.replace("__", ":")] = value if isinstance(value, str) else to_json(value)  # type: ignore[arg-type]
     return out
 
 
@@ -29,10 +49,15 @@ def test_tile_reads_mood_frustration_talk_and_alert():
     alert = {"rule": "frustrated-customer", "severity": "critical", "prompt": "Slow down."}
     t = tile(
         fields(
-            sentiment__customer={"rolling": -0.5},
-            frustration={"score": 0.8, "level": "high", "active": True},
-            talk_stats={"parties": {"customer": {"share": 0.6}, "agent": {"share": 0.4}}},
-            alert=alert,
+            sentiment__customer=sentiment(-0.5),
+            frustration=frustration(0.8, "high", True),
+            talk_stats=TalkStatsEvent(
+                **AT,
+                parties={"customer": {"share": 0.6}, "agent": {"share": 0.4}},
+                overlap_s=0.0,
+                dead_air_s=0.0,
+            ),
+            alert=AlertEvent(**AT, **alert, evidence=()),
             alert_at=str(NOW - 10),
             critical_at=str(NOW - 10),
             alerts="3",
@@ -53,10 +78,10 @@ def test_an_old_critical_alert_no_longer_needs_help():
 
 
 def test_board_sorts_by_need_and_counts():
-    calm = tile(fields(call_id="calm", sentiment__customer={"rolling": 0.6}), [], NOW)
-    sour = tile(fields(call_id="sour", sentiment__customer={"rolling": -0.4}), [], NOW)
+    calm = tile(fields(call_id="calm", sentiment__customer=sentiment(0.6)), [], NOW)
+    sour = tile(fields(call_id="sour", sentiment__customer=sentiment(-0.4)), [], NOW)
     hot = tile(
-        fields(call_id="hot", frustration={"score": 0.3, "level": "low", "active": False},
+        fields(call_id="hot", frustration=frustration(0.3, "low", False),
                coaching_at=str(NOW - 5)),
         [], NOW,
     )  # fmt: skip
@@ -66,9 +91,9 @@ def test_board_sorts_by_need_and_counts():
     assert b["aggregates"] == {"active_calls": 4, "negative_calls": 1, "alerts_per_minute": 4}
 
 
-def final(channel: str, utterance: int, text: str) -> dict[str, object]:
-    return {"type": "transcript", "channel": channel, "utterance": utterance,
-            "start": float(utterance), "end": utterance + 0.5, "text": text}  # fmt: skip
+def final(channel: str, utterance: int, text: str) -> TranscriptEvent:
+    return TranscriptEvent("c", Channel[channel.upper()], utterance, float(utterance),
+                           utterance + 0.5, text, True)  # fmt: skip
 
 
 def test_summary_keeps_why_they_called_and_what_went_wrong():
@@ -81,8 +106,8 @@ def test_summary_keeps_why_they_called_and_what_went_wrong():
         final("agent", 3, "I am booking a technician to fix the internet dropping tomorrow."),
         final("customer", 4, "Okay thanks, bye."),
     ]
-    alerts = [{"channel": "customer", "severity": "critical",
-               "evidence": [{"utterance": 3, "detail": "cancellation"}]}]  # fmt: skip
+    alerts = [AlertEvent(**AT, rule="r", severity="critical", prompt="",
+                         evidence=(Evidence("cancellation", 0.0, 1.0, utterance=3),))]  # fmt: skip
     summary = call_summary(finals, alerts, size=3)
     assert [(x["channel"], x["utterance"]) for x in summary] == [
         ("customer", 1),

@@ -20,11 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from agent_assist.embedded_redis import EmbeddedRedis
-from pipeline import metrics
-from pipeline.asr import AsrConfig, AsrResult, ModelOwner, PassKind
-from pipeline.bus import connect
-from pipeline.commit import Word
-from pipeline.workqueue import (
+from pipeline.bus.jobs import (
     JobClient,
     JobFailed,
     JobsConfig,
@@ -33,6 +29,10 @@ from pipeline.workqueue import (
     pcm16,
     samples,
 )
+from pipeline.bus.redis_bus import connect
+from pipeline.runtime import metrics
+from pipeline.speech.asr import AsrConfig, AsrResult, ModelOwner, PassKind
+from pipeline.types import Word
 
 AUDIO = (np.arange(1600, dtype=np.float32) % 200 - 100) / 32768.0
 

@@ -18,22 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from pipeline.types import Word
+
 _NON_WORD = re.compile(r"[^\w']+")
 
 
 def normalize_word(word: str) -> str:
     """Comparison form of a word: lower case, no punctuation."""
     return _NON_WORD.sub("", word.lower())
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """A word of a final transcript; times in seconds on the call's clock."""
-
-    text: str
-    start: float
-    end: float
-    probability: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

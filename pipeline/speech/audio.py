@@ -6,60 +6,12 @@ counted from the start of the call. Wall-clock time is used only for latency met
 
 from __future__ import annotations
 
-import enum
 import math
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy import signal
 
-PCM = npt.NDArray[np.int16]
-
-PIPELINE_RATE = 16_000  # whisper and the VAD both run at 16 kHz
-
-
-class Channel(enum.Enum):
-    """A party of the call. The value is the channel index in interleaved stereo."""
-
-    CUSTOMER = 0
-    AGENT = 1
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-class Encoding(enum.Enum):
-    PCM16 = "pcm16"  # signed 16-bit little-endian
-    MULAW = "mulaw"  # G.711 mu-law, 8 bits
-
-    @property
-    def sample_width(self) -> int:
-        return 2 if self is Encoding.PCM16 else 1
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """Mono PCM of one channel, starting at `start_sample` on the call's clock at `rate`."""
-
-    call_id: str
-    channel: Channel
-    start_sample: int
-    rate: int
-    pcm: PCM
-
-    @property
-    def end_sample(self) -> int:
-        return self.start_sample + len(self.pcm)
-
-    @property
-    def start(self) -> float:
-        return self.start_sample / self.rate
-
-    @property
-    def end(self) -> float:
-        return self.end_sample / self.rate
+from pipeline.types import PCM, PIPELINE_RATE, Encoding
 
 
 def _mulaw_table() -> PCM:

@@ -24,29 +24,30 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pipeline import metrics
-from pipeline.asr import Samples
-from pipeline.audio import PIPELINE_RATE, Channel
-from pipeline.conversation import ConversationConfig, ConversationTracker, Signal, SignalKind
-from pipeline.events import (
-    EmotionEvent,
-    Event,
-    FrustrationEvent,
-    SentimentEvent,
-    SignalEvent,
-    TalkStatsEvent,
-    TranscriptEvent,
-)
-from pipeline.frustration import FrustrationConfig, FrustrationScorer, FrustrationUpdate
-from pipeline.prosody import ArousalTracker, ProsodyConfig, measure
-from pipeline.sentiment import (
+from pipeline.mood.conversation import ConversationConfig, ConversationTracker, Signal, SignalKind
+from pipeline.mood.frustration import FrustrationConfig, FrustrationScorer, FrustrationUpdate
+from pipeline.mood.prosody import ArousalTracker, ProsodyConfig, measure
+from pipeline.mood.sentiment import (
     RollingSentiment,
     Sentiment,
     SentimentConfig,
     SentimentService,
     load_owner,
 )
-from pipeline.vad import VadEvent
+from pipeline.runtime import metrics
+from pipeline.types import (
+    PIPELINE_RATE,
+    Channel,
+    EmotionEvent,
+    Event,
+    FrustrationEvent,
+    Samples,
+    SentimentEvent,
+    SignalEvent,
+    TalkStatsEvent,
+    TranscriptEvent,
+    VadEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class CallMood:
                 active=update.active,
                 onset=update.onset,
                 components=update.components,
-                reasons=tuple(r.to_dict() for r in update.reasons),
+                reasons=update.reasons,
                 trigger=update.trigger,
                 utterance=event.utterance if event is not None else None,
             )

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.types import AlertEvent, TranscriptEvent
+
 STOP = frozenset(
     """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further
@@ -65,21 +67,21 @@ def summarize(lines: Sequence[Line], size: int = 4) -> list[Line]:
 
 
 def call_summary(
-    finals: Sequence[dict[str, Any]], alerts: Sequence[dict[str, Any]], size: int = 4
+    finals: Sequence[TranscriptEvent], alerts: Sequence[AlertEvent], size: int = 4
 ) -> list[dict[str, Any]]:
-    """Summary lines of a call from its final transcript events and its alert events."""
+    """Summary lines (their wire form) of a call from its final transcripts and its alerts."""
     critical = {
-        (a["channel"], e["utterance"])
+        (a.channel.label, e.utterance)
         for a in alerts
-        if a.get("severity") == "critical"
-        for e in a.get("evidence", [])
-        if "utterance" in e
+        if a.severity == "critical"
+        for e in a.evidence
+        if e.utterance is not None
     }
     lines = [
-        Line(f["channel"], f["utterance"], f["start"], f["text"],
-             1.0 if (f["channel"], f["utterance"]) in critical else 0.0)
+        Line(f.channel.label, f.utterance, round(f.start, 3), f.text,
+             1.0 if (f.channel.label, f.utterance) in critical else 0.0)
         for f in finals
-        if f.get("text", "").strip()
+        if f.text.strip()
     ]  # fmt: skip
     return [
         {"channel": x.channel, "utterance": x.utterance, "start": x.start, "text": x.text}

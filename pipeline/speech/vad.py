@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from pipeline.audio import PCM, PIPELINE_RATE
+from pipeline.types import PCM, PIPELINE_RATE, VadEvent, VadEventKind
 
 FRAME_MS = 30
 FRAME = PIPELINE_RATE * FRAME_MS // 1000  # 480 samples
@@ -40,21 +40,6 @@ class VadConfig:
             raise ValueError(f"min speech and hang-over must be at least {FRAME_MS} ms")
         if not 1.0 <= self.max_utterance_s <= 29.0:
             raise ValueError("max utterance must be between 1 and 29 s (whisper's window is 30 s)")
-
-
-class VadEventKind(enum.Enum):
-    START = "start"  # an utterance begins at `sample`
-    AUDIO = "audio"  # `pcm` continues the current utterance from `sample`
-    END = "end"  # the utterance ends at `sample` (exclusive)
-
-
-@dataclass(frozen=True, slots=True)
-class VadEvent:
-    kind: VadEventKind
-    sample: int
-    pcm: PCM | None = None
-    forced: bool = False  # END (and the START after it) because of max_utterance_s
-    voiced: int = 0  # START: first voiced sample; END: end of the last voiced frame
 
 
 class _State(enum.Enum):

@@ -19,7 +19,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pipeline import metrics
+from pipeline.runtime import metrics
 
 log = logging.getLogger(__name__)
 

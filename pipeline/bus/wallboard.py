@@ -16,15 +16,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pipeline.types import (
+    AlertEvent,
+    Event,
+    FrustrationEvent,
+    SchemaError,
+    SentimentEvent,
+    TalkStatsEvent,
+    event_from_json,
+)  # fmt: skip
+
+E = TypeVar("E", bound=Event)
 
 NEGATIVE_MOOD = -0.25
 RECENT_S = 120.0
 
 
-def _json(fields: Mapping[str, str], name: str) -> dict[str, Any] | None:
+def _event(fields: Mapping[str, str], name: str, kind: type[E]) -> E | None:
+    """The newest event of one kind that the call's hash keeps (`RedisBus.publish`)."""
     raw = fields.get(name)
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    event = event_from_json(raw)
+    if not isinstance(event, kind):
+        raise SchemaError(f"{name} holds a {event.type} event")
+    return event
 
 
 def mood_label(rolling: float | None) -> str:
@@ -35,20 +53,20 @@ def mood_label(rolling: float | None) -> str:
 
 def tile(fields: Mapping[str, str], trend: Sequence[str], now: float) -> dict[str, Any]:
     """A call's tile from its hash fields and its stored trend points (JSON `[t, rolling]`)."""
-    sentiment = _json(fields, "sentiment:customer")
-    frustration = _json(fields, "frustration")
-    talk = _json(fields, "talk_stats")
-    alert = _json(fields, "alert")
+    sentiment = _event(fields, "sentiment:customer", SentimentEvent)
+    frustration = _event(fields, "frustration", FrustrationEvent)
+    talk = _event(fields, "talk_stats", TalkStatsEvent)
+    alert = _event(fields, "alert", AlertEvent)
     started = float(fields.get("started_at", now))
-    rolling = float(sentiment["rolling"]) if sentiment else None
-    f_score = float(frustration["score"]) if frustration else 0.0
-    f_active = bool(frustration and frustration["active"])
+    rolling = sentiment.rolling if sentiment else None
+    f_score = frustration.score if frustration else 0.0
+    f_active = bool(frustration and frustration.active)
     last_alert = None
     if alert is not None:
         last_alert = {
-            "rule": alert["rule"],
-            "severity": alert["severity"],
-            "prompt": alert["prompt"],
+            "rule": alert.rule,
+            "severity": alert.severity,
+            "prompt": alert.prompt,
             "at": float(fields.get("alert_at", now)),
         }
 
@@ -60,7 +78,7 @@ def tile(fields: Mapping[str, str], trend: Sequence[str], now: float) -> dict[st
     need += 1.0 if recent("critical") else 0.25 if recent("coaching") else 0.0
     share = {}
     if talk is not None:
-        share = {party: round(float(s["share"]), 3) for party, s in talk["parties"].items()}
+        share = {party: round(float(s["share"]), 3) for party, s in talk.parties.items()}
     return {
         "call_id": fields.get("call_id", ""),
         "agent_id": fields.get("agent_id", ""),
@@ -72,7 +90,7 @@ def tile(fields: Mapping[str, str], trend: Sequence[str], now: float) -> dict[st
         "trend": [json.loads(p) for p in trend],
         "frustration": {
             "score": round(f_score, 3),
-            "level": frustration["level"] if frustration else "low",
+            "level": frustration.level if frustration else "low",
             "active": f_active,
         },
         "talk_share": share,

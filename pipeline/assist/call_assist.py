@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import metrics
-from pipeline.audio import Channel
-from pipeline.batching import BatchConfig, BatchOwner
-from pipeline.embed import SentenceEncoder, Vectors
-from pipeline.events import AlertEvent, Event, SuggestionEvent, TranscriptEvent
-from pipeline.knowledge import DEFAULT_KNOWLEDGE, KnowledgeBase, load_knowledge
-from pipeline.rules import DEFAULT_RULES, Match, Rule, RuleEngine, RuleType, load_rules
+from pipeline.assist.embed import SentenceEncoder, Vectors
+from pipeline.assist.knowledge import DEFAULT_KNOWLEDGE, KnowledgeBase, load_knowledge
+from pipeline.assist.rules import DEFAULT_RULES, Match, Rule, RuleEngine, RuleType, load_rules
+from pipeline.runtime import metrics
+from pipeline.runtime.owner import BatchConfig, BatchOwner
+from pipeline.types import AlertEvent, Channel, Event, SuggestionEvent, TranscriptEvent
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class CallAssist:
             and self._services.wants_vector(event.channel)
         ):
             self._vector = await self._services.embed(event.text)
-        for alert in self.engine.feed(event.to_dict()):
+        for alert in self.engine.feed(event):
             metrics.ALERTS.labels(alert.severity).inc()
             await self._emit(alert)
         kb = self._services.knowledge
@@ -161,7 +160,7 @@ class CallAssist:
                     start=event.start,
                     end=event.end,
                     utterance=event.utterance,
-                    items=tuple(s.to_dict() for s in found),
+                    items=tuple(found),
                 )
             )
 

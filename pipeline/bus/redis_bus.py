@@ -48,9 +48,21 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from pipeline import metrics
-from pipeline.events import call_message, dumps
-from pipeline.summary import call_summary
+from pipeline.assist import call_summary
+from pipeline.runtime import metrics
+from pipeline.types import (
+    AlertEvent,
+    CallEnded,
+    CallStarted,
+    Channel,
+    Event,
+    SentimentEvent,
+    TranscriptEvent,
+    dumps,
+    from_json,
+    parse_event,
+    to_json,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +136,12 @@ class RedisBus:
         self.config = config
         self.keys = Keys(config.prefix)
 
-    async def call_started(self, call_id: str, agent_id: str, **meta: Any) -> None:
+    async def call_started(self, started: CallStarted) -> None:
         k = self.keys
-        fields = {"call_id": call_id, "agent_id": agent_id, "status": "active", "last_seq": 0}
-        fields |= {"started_at": time.time(), **meta}
-        msg = dumps(call_message("call_started", call_id, agent_id=agent_id, **meta))
+        call_id, agent_id = started.call_id, started.agent_id
+        fields = started.to_dict() | {"status": "active", "last_seq": 0, "started_at": time.time()}
+        del fields["v"], fields["type"]
+        msg = to_json(started)
         async with self._guard("call_started"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(k.call(call_id), k.transcript(call_id), k.mood(call_id), k.trend(call_id))
@@ -139,49 +152,52 @@ class RedisBus:
             pipe.publish(k.agent(agent_id), msg)
             await pipe.execute()
 
-    async def publish(self, event: dict[str, Any], agent_id: str = "") -> None:
+    async def publish(self, event: Event, agent_id: str = "") -> None:
+        """Put one event on the wire: its pub/sub channels and the call's stored state."""
         k = self.keys
-        call_id = event["call_id"]
-        msg = dumps(event)
-        kind = event.get("type")
+        call_id = event.call_id
+        wire = event.to_dict()
+        msg = dumps(wire)
         now = time.time()
         async with self._guard("publish"):
             pipe = self.redis.pipeline(transaction=True)
-            if kind == "alert":
+            if isinstance(event, AlertEvent):
                 at = str(now)
-                pipe.hset(k.call(call_id), mapping={"alert_at": at, f"{event['severity']}_at": at})
+                pipe.hset(k.call(call_id), mapping={"alert_at": at, f"{event.severity}_at": at})
                 pipe.hincrby(k.call(call_id), "alerts", 1)
-                pipe.lpush(k.alerts_feed, dumps(event | {"agent_id": agent_id, "at": now}))
+                feed = dumps(wire | {"agent_id": agent_id, "at": now})
+                pipe.lpush(k.alerts_feed, feed)
                 pipe.ltrim(k.alerts_feed, 0, 49)
-                pipe.zadd(k.alerts_recent, {f"{call_id}:{event['seq']}": now})
-                pipe.publish(k.alerts, dumps(event | {"agent_id": agent_id, "at": now}))
-            elif kind == "sentiment" and event["channel"] == "customer":
-                pipe.rpush(k.trend(call_id), json.dumps([event["end"], event["rolling"]]))
+                pipe.zadd(k.alerts_recent, {f"{call_id}:{event.seq}": now})
+                pipe.publish(k.alerts, feed)
+            elif isinstance(event, SentimentEvent) and event.channel is Channel.CUSTOMER:
+                pipe.rpush(k.trend(call_id), json.dumps([wire["end"], wire["rolling"]]))
                 pipe.ltrim(k.trend(call_id), -120, -1)
-            if kind == "transcript":
-                if event["final"]:
+            if isinstance(event, TranscriptEvent):
+                if event.final:
                     pipe.rpush(k.transcript(call_id), msg)
-                    pipe.hdel(k.call(call_id), f"interim:{event['channel']}")
+                    pipe.hdel(k.call(call_id), f"interim:{event.channel.label}")
                 else:
-                    pipe.hset(k.call(call_id), f"interim:{event['channel']}", msg)
+                    pipe.hset(k.call(call_id), f"interim:{event.channel.label}", msg)
             else:
                 pipe.rpush(k.mood(call_id), msg)
-                field = LATEST.get(str(kind), "{type}").format(**event)
+                field = LATEST.get(event.type, "{type}").format(**wire)
                 pipe.hset(k.call(call_id), field, msg)
-            pipe.hset(k.call(call_id), "last_seq", event["seq"])
+            pipe.hset(k.call(call_id), "last_seq", event.seq)
             pipe.publish(k.call_events(call_id), msg)
             pipe.publish(k.events, msg)
             if agent_id:
                 pipe.publish(k.agent(agent_id), msg)
             await pipe.execute()
 
-    async def call_ended(self, call_id: str, agent_id: str = "", **summary: Any) -> None:
+    async def call_ended(self, ended: CallEnded) -> None:
         """Mark the call ended, write its post-call record, tell the subscribers."""
         k = self.keys
         ttl = self.config.call_ttl_s
-        msg = dumps(call_message("call_ended", call_id, agent_id=agent_id, **summary))
+        call_id, agent_id = ended.call_id, ended.agent_id
+        msg = to_json(ended)
         fields: dict[str | bytes, str] = {"status": "ended", "ended_at": str(time.time())}
-        fields |= {f: str(v) for f, v in summary.items()}
+        fields |= {f: str(getattr(ended, f)) for f in ("duration", "finals", "ended")}
         async with self._guard("call_ended"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(k.call(call_id), mapping=fields)  # type: ignore[arg-type]
@@ -221,7 +237,7 @@ class _Guard:
 
 async def call_state(
     redis: Redis, keys: Keys, call_id: str, mood: bool = False
-) -> tuple[dict[str, str], list[dict[str, Any]]]:
+) -> tuple[dict[str, str], list[Event]]:
     """A call's stored metadata and its final transcript events so far; with `mood`, its other
     stored events too, merged in `seq` order."""
     pipe = redis.pipeline(transaction=True)
@@ -230,15 +246,15 @@ async def call_state(
     if mood:
         pipe.lrange(keys.mood(call_id), 0, -1)
     meta, *lists = await pipe.execute()
-    events = [json.loads(e) for stored in lists for e in stored]
-    return meta, sorted(events, key=lambda e: int(e["seq"]))
+    events = [parse_event(json.loads(e)) for stored in lists for e in stored]
+    return meta, sorted(events, key=lambda e: e.seq)
 
 
-def call_record(meta: dict[str, str], events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The post-call record: metadata, the (redacted) transcript, every event, the alerts and an
-    extractive summary."""
-    finals = [e for e in events if e["type"] == "transcript"]
-    alerts = [e for e in events if e["type"] == "alert"]
+def call_record(meta: dict[str, str], events: list[Event]) -> dict[str, Any]:
+    """The post-call record (its wire form): metadata, the (redacted) transcript, every event,
+    the alerts and an extractive summary."""
+    finals = [e for e in events if isinstance(e, TranscriptEvent)]
+    alerts = [e for e in events if isinstance(e, AlertEvent)]
     numbers = {"started_at", "ended_at", "duration", "sample_rate", "finals", "last_seq"}
     info: dict[str, Any] = {
         name: float(value) if name in numbers else value
@@ -250,15 +266,16 @@ def call_record(meta: dict[str, str], events: list[dict[str, Any]]) -> dict[str,
         "type": "call_record",
         **info,
         "transcript": [
-            {f: e[f] for f in ("channel", "utterance", "start", "end", "text")} for e in finals
+            {f: e[f] for f in ("channel", "utterance", "start", "end", "text")}
+            for e in (f.to_dict() for f in finals)
         ],
         "summary": call_summary(finals, alerts),
-        "alerts": alerts,
-        "events": events,
+        "alerts": [a.to_dict() for a in alerts],
+        "events": [e.to_dict() for e in events],
     }
 
 
-async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[dict[str, Any]]:
+async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[Event]:
     """Every final and mood event so far, then live events, each exactly once, for a subscriber
     joining late. Ends after the call's `call_ended` message.
     """
@@ -268,20 +285,20 @@ async def follow_call(redis: Redis, keys: Keys, call_id: str) -> AsyncIterator[d
         meta, finals = await call_state(redis, keys, call_id, mood=True)
         seen = 0
         for event in finals:
-            seen = max(seen, event["seq"])
+            seen = max(seen, event.seq)
             yield event
         if meta.get("status") == "ended":
             return
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
-            data = json.loads(message["data"])
-            if message["channel"] == keys.calls:
-                if data["type"] == "call_ended" and data["call_id"] == call_id:
+            data = from_json(message["data"])
+            if isinstance(data, CallEnded | CallStarted):
+                if isinstance(data, CallEnded) and data.call_id == call_id:
                     return
                 continue
-            if data["seq"] > seen:
-                seen = data["seq"]
+            if data.seq > seen:
+                seen = data.seq
                 yield data
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -40,10 +40,10 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from pipeline import metrics
-from pipeline.asr import AsrResult, ModelOwner, PassKind, Samples
-from pipeline.commit import Word
-from pipeline.sentiment import Sentiment, SentimentOwner
+from pipeline.mood.sentiment import Sentiment, SentimentOwner
+from pipeline.runtime import metrics
+from pipeline.speech.asr import AsrResult, ModelOwner, PassKind
+from pipeline.types import Samples, Word
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,17 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pipeline.audio import Channel
-from pipeline.events import AlertEvent, Evidence
-from pipeline.frustration import find_cues
-from pipeline.yamlfile import ConfigError, entries, line, mapping, scalar
+from pipeline.assist.yamlfile import ConfigError, entries, line, mapping, scalar
+from pipeline.mood import find_cues
+from pipeline.types import (
+    AlertEvent,
+    Event,
+    Evidence,
+    FrustrationEvent,
+    SentimentEvent,
+    SignalEvent,
+    TranscriptEvent,
+)  # fmt: skip
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 Similarity = Callable[[str, Sequence[str]], list[float]]  # text, examples -> cosine each
@@ -205,7 +212,7 @@ class RuleEngine:
         self._similarity = similarity
         self._state = {r.id: _State() for r in rules}
 
-    def feed(self, event: dict[str, Any]) -> list[AlertEvent]:
+    def feed(self, event: Event) -> list[AlertEvent]:
         alerts = []
         for rule in self.rules:
             evidence = self._check(rule, self._state[rule.id], event)
@@ -215,58 +222,58 @@ class RuleEngine:
                     alerts.append(alert)
         return alerts
 
-    def _fire(
-        self, rule: Rule, event: dict[str, Any], evidence: list[Evidence]
-    ) -> AlertEvent | None:
+    def _fire(self, rule: Rule, event: Event, evidence: list[Evidence]) -> AlertEvent | None:
         state = self._state[rule.id]
-        now = float(event["end"])
+        now = event.end
         if state.last_fired is not None and now - state.last_fired < rule.cooldown_s:
             return None
         state.last_fired = now
         return AlertEvent(
-            call_id=self.call_id, channel=Channel[str(event["channel"]).upper()],
+            call_id=self.call_id, channel=event.channel,
             start=min(e.start for e in evidence), end=now, rule=rule.id,
             severity=rule.severity, prompt=rule.prompt, evidence=tuple(evidence),
         )  # fmt: skip
 
-    def _check(self, rule: Rule, state: _State, e: dict[str, Any]) -> list[Evidence]:
-        kind = e.get("type")
-        if kind == "transcript" and e.get("final") and e.get("channel") == rule.channel:
+    def _check(self, rule: Rule, state: _State, e: Event) -> list[Evidence]:
+        on_channel = e.channel.label == rule.channel
+        if isinstance(e, TranscriptEvent) and e.final and on_channel:
             return self._transcript(rule, e)
-        if rule.type is RuleType.SENTIMENT and kind == "sentiment" and e["channel"] == rule.channel:
-            if e["score"] < rule.below:
+        if rule.type is RuleType.SENTIMENT and isinstance(e, SentimentEvent) and on_channel:
+            if e.score < rule.below:
                 state.streak.append(
-                    Evidence("negative turn", e["start"], e["end"], e.get("utterance"),
-                             score=e["score"])
-                )  # fmt: skip
+                    Evidence("negative turn", e.start, e.end, e.utterance, score=e.score)
+                )
             else:
                 state.streak.clear()
             if len(state.streak) >= rule.turns:
                 out, state.streak = state.streak[-rule.turns :], []
                 return out
-        if rule.type is RuleType.FRUSTRATION and kind == "frustration":
-            if e["score"] < rule.above:
+        if rule.type is RuleType.FRUSTRATION and isinstance(e, FrustrationEvent):
+            if e.score < rule.above:
                 state.high_since = None
                 return []
             if state.high_since is None:
-                state.high_since = float(e["end"])
-            if e["end"] - state.high_since >= rule.for_s:
-                reasons = ", ".join(r["kind"] for r in e.get("reasons", [])[:3])
+                state.high_since = e.end
+            if e.end - state.high_since >= rule.for_s:
+                reasons = ", ".join(r.kind for r in e.reasons[:3])
                 return [
-                    Evidence(f"frustration {e['score']:.2f} ({reasons})", state.high_since,
-                             e["end"], e.get("utterance"), score=e["score"])
+                    Evidence(f"frustration {e.score:.2f} ({reasons})", state.high_since,
+                             e.end, e.utterance, score=e.score)
                 ]  # fmt: skip
-        long_enough = e.get("end", 0) - e.get("start", 0) >= rule.longer_than_s
-        if rule.type.value == kind and kind in ("talkover", "dead_air") and long_enough:
-            detail = f"{kind.replace('_', ' ')} {e['end'] - e['start']:.1f} s"
-            return [Evidence(detail, e["start"], e["end"])]
+        if (
+            isinstance(e, SignalEvent)
+            and rule.type.value == e.kind
+            and e.end - e.start >= rule.longer_than_s
+        ):
+            detail = f"{e.kind.replace('_', ' ')} {e.end - e.start:.1f} s"
+            return [Evidence(detail, e.start, e.end)]
         return []
 
-    def _transcript(self, rule: Rule, e: dict[str, Any]) -> list[Evidence]:
-        text = str(e["text"])
+    def _transcript(self, rule: Rule, e: TranscriptEvent) -> list[Evidence]:
+        text = e.text
 
         def found(detail: str, score: float | None = None) -> list[Evidence]:
-            return [Evidence(detail, e["start"], e["end"], e.get("utterance"), text, score)]
+            return [Evidence(detail, e.start, e.end, e.utterance, text, score)]
 
         if rule.type in (RuleType.ESCALATION, RuleType.CANCELLATION):
             for cue, phrase in find_cues(text):

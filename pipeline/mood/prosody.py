@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.audio import PIPELINE_RATE
-from pipeline.commit import Word
+from pipeline.types import PIPELINE_RATE, Word
 
 Samples = npt.NDArray[np.float32]
 

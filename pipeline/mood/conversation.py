@@ -23,8 +23,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pipeline.audio import PIPELINE_RATE, Channel
-from pipeline.vad import VadEvent, VadEventKind
+from pipeline.types import PIPELINE_RATE, Channel, VadEvent, VadEventKind
 
 
 class SignalKind(enum.Enum):

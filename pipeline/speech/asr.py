@@ -46,15 +46,13 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from pipeline import metrics
-from pipeline.commit import Word, normalize_word
-from pipeline.models import resolve_model
+from pipeline.runtime import metrics
+from pipeline.runtime.models import resolve_model
+from pipeline.speech.commit import normalize_word
+from pipeline.types import Samples, Word
 
 log = logging.getLogger(__name__)
-
-Samples = npt.NDArray[np.float32]
 
 
 class PassKind(enum.Enum):

@@ -38,9 +38,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from pipeline.sentiment import Sentiment
+from pipeline.mood.sentiment import Sentiment
+from pipeline.types import FrustrationReason
 
 SENTIMENT_WEIGHT = 0.85
 AROUSAL_WEIGHT = 0.85
@@ -117,27 +117,6 @@ class FrustrationConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Reason:
-    kind: str  # sentiment | arousal | cue | talkover | dead_air
-    contribution: float  # this kind's weighted evidence, in [0, 1]
-    detail: str
-    utterances: tuple[int, ...] = ()
-    phrase: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "contribution": round(self.contribution, 3),
-            "detail": self.detail,
-        }
-        if self.utterances:
-            out["utterances"] = list(self.utterances)
-        if self.phrase:
-            out["phrase"] = self.phrase
-        return out
-
-
-@dataclass(frozen=True, slots=True)
 class FrustrationUpdate:
     at: float  # seconds on the call's clock
     score: float
@@ -145,7 +124,7 @@ class FrustrationUpdate:
     active: bool
     onset: bool
     components: dict[str, float]
-    reasons: tuple[Reason, ...]
+    reasons: tuple[FrustrationReason, ...]
     trigger: str  # what caused this update: turn | talkover | dead_air
 
 
@@ -264,9 +243,9 @@ class FrustrationScorer:
         self.last = update
         return update
 
-    def _reasons(self, parts: dict[str, float], now: float) -> tuple[Reason, ...]:
+    def _reasons(self, parts: dict[str, float], now: float) -> tuple[FrustrationReason, ...]:
         s = self._s
-        out: list[Reason] = []
+        out: list[FrustrationReason] = []
 
         def recent(items: Sequence[_Item]) -> list[_Item]:
             return [
@@ -284,10 +263,11 @@ class FrustrationScorer:
         for kind, weight, items, least, detail in graded:
             if parts[kind] > 0.01:
                 turns = tuple(i.utterance for i in recent(items) if i.value >= least)
-                out.append(Reason(kind, parts[kind], detail.format(parts[kind] / weight), turns))
+                text = detail.format(parts[kind] / weight)
+                out.append(FrustrationReason(kind, parts[kind], text, turns))
         for item in recent(s.cues):
             out.append(
-                Reason(
+                FrustrationReason(
                     "cue",
                     item.value * self._decay(item, now),
                     item.detail.replace("_", " "),
@@ -301,6 +281,6 @@ class FrustrationScorer:
                 if item.detail == "talkover"
                 else "customer left in dead air"
             )
-            out.append(Reason(item.detail, item.value * self._decay(item, now), detail))
+            out.append(FrustrationReason(item.detail, item.value * self._decay(item, now), detail))
         out.sort(key=lambda r: -r.contribution)
         return tuple(out)

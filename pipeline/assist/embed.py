@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.sentiment import encoder_dir
+from pipeline.runtime.models import encoder_dir
 
 Vectors = npt.NDArray[np.float32]
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.commit import Word
+from pipeline.types import Word
 
 
 class PiiKind(enum.StrEnum):

@@ -32,7 +32,8 @@ from websockets.exceptions import ConnectionClosed
 from agent_assist.replay import read_wav
 from gateway.audiofork import SUBPROTOCOL
 from gateway.audiohook import SIGNED, sign
-from pipeline.audio import MULAW_TO_PCM16, PCM, Encoding, encode_mulaw
+from pipeline.speech.audio import MULAW_TO_PCM16, encode_mulaw
+from pipeline.types import PCM, Encoding
 
 
 def stereo_pcm(path: Path) -> tuple[PCM, int]:

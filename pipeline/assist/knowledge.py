@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
-from pipeline.embed import SentenceEncoder, Vectors
-from pipeline.yamlfile import ConfigError, entries, line, mapping, scalar
+from pipeline.assist.embed import SentenceEncoder, Vectors
+from pipeline.assist.yamlfile import ConfigError, entries, line, mapping, scalar
+from pipeline.types import Suggestion
 
 DEFAULT_KNOWLEDGE = Path(__file__).with_name("knowledge.yaml")
 
@@ -28,19 +28,6 @@ class Entry:
     title: str
     answer: str
     questions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    id: str
-    title: str
-    answer: str
-    score: float
-    matched: str  # the entry's question closest to what was said
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "answer": self.answer,
-                "score": round(self.score, 3), "matched": self.matched}  # fmt: skip
 
 
 def load_knowledge(path: Path | str = DEFAULT_KNOWLEDGE) -> list[Entry]:

@@ -19,13 +19,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline import metrics
-from pipeline.asr import AsrService, PassKind, Samples
-from pipeline.audio import PCM, PIPELINE_RATE, Channel
-from pipeline.commit import CommitPolicy, Word
-from pipeline.events import TranscriptEvent
-from pipeline.redact import RedactConfig, Redactor
-from pipeline.vad import VadEvent, VadEventKind
+from pipeline.runtime import metrics
+from pipeline.speech.asr import AsrService, PassKind
+from pipeline.speech.commit import CommitPolicy
+from pipeline.speech.redact import RedactConfig, Redactor
+from pipeline.types import (
+    PCM,
+    PIPELINE_RATE,
+    Channel,
+    Samples,
+    TranscriptEvent,
+    VadEvent,
+    VadEventKind,
+    Word,
+)
 
 log = logging.getLogger(__name__)
 

