@@ -166,3 +166,15 @@ def test_interims_mask_a_number_that_may_still_grow():
 def test_an_address_still_being_spoken_is_masked(said, interim, final):
     assert r.text(said, open_end=True) == interim
     assert r.text(said) == final
+
+
+def test_digits_read_out_and_misheard_as_decimals_or_letters_are_still_caught():
+    # what whisper made of a card number and an SSN in an end-to-end run under load
+    assert r.text("My social security number is 1, 2, 3, 4, times 6M89.") == (
+        "My social security number is [SSN]."
+    )
+    said = "The card number is 4, I'm free, I'm 1.488. 0.3. 4.3."
+    assert r.text(said, open_end=True) == "The card number is 4, I'm free, I'm [ACCOUNT]."
+    # a decimal on its own, or beside another short number, is still just a number
+    for near_miss in ("pay 20.50 and 30.25 today", "version 2 1.5 is out", "it was 49.99"):
+        assert r.text(near_miss) == near_miss

@@ -98,6 +98,11 @@ _EMAIL_CUES = {"email", "e-mail", "mail", "address"}
 _EDGE = "\"'\u201c\u201d\u2018\u2019()[]{}<>,;:!?."
 _DIGITS = re.compile(r"\d+(?:[-./]\d+)*")
 _AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d{1,2}|\d{4}-\d{2}-\d{2}")
+# what the recognizer makes of digits read out one by one: a short "decimal" beside another
+# number ("1.488. 0.3. 4.3.") is digits, not an amount, and so is a number with one letter inside
+# it ("6M89": a digit misheard as a letter)
+_SHORT_DECIMAL = re.compile(r"\d{1,3}\.\d{1,2}")
+_GARBLED = re.compile(r"\d+[a-z]\d+")
 _SSN_CONTEXT = {"social", "ssn", "security"}
 # a run of `cued_min_digits` or more right after one of these words is that kind of number, even
 # when the recognizer misheard some of its digits ("social security number is one two three four
@@ -200,10 +205,17 @@ class Redactor:
                 digits *= repeat
             elif _DIGITS.fullmatch(bare) and not _AMOUNT.fullmatch(bare):
                 digits = bare  # "$4000" or "3:30" never match: only digits and - . /
+            elif _GARBLED.fullmatch(bare):
+                digits = re.sub(r"[a-z]", "", bare)
             elif bare in REPEAT_WORDS or token.strip() == "-":
                 digits = ""
             repeat = REPEAT_WORDS.get(bare, 1)
             vals.append(digits)
+        decimals = [i for i, t in enumerate(tokens) if _SHORT_DECIMAL.fullmatch(t.strip(_EDGE))]
+        for order in (decimals, decimals[::-1]):  # spread along a run both ways
+            for i in order:
+                if any(0 <= j < len(vals) and vals[j] for j in (i - 1, i + 1)):
+                    vals[i] = tokens[i].strip(_EDGE)
         # runs of number tokens; one misheard word between two numbers ("four times six") is
         # bridged, so that a slip of the recognizer does not split a number into safe pieces
         runs: list[list[int]] = []
