@@ -66,7 +66,7 @@ sentiment-roundtrip: $(VENV)/.installed-dev
 	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
 	$(BIN)/python scripts/asr_roundtrip.py
 
-# Retrain the built-in sentiment adapter (pipeline/weights/sentiment-minilm-call), ~25 min on 2 cores.
+# Retrain the built-in sentiment adapter (pipeline/mood/weights/sentiment-minilm-call), ~25 min on 2 cores.
 train-sentiment: $(VENV)/.installed-dev
 	$(BIN)/python scripts/train_sentiment.py --epochs 6 --imdb 2000
 

@@ -1,11 +1,12 @@
 """The serving process: Redis (configured or embedded), the model owners, the gateway, the panels.
 
 With `role = gateway` the models are not loaded here: the calls' passes go over Redis Streams to
-`agent-assist worker` processes (`agent_assist.worker`, `pipeline.workqueue`).
+`agent-assist worker` processes (`agent_assist.worker`, `pipeline.bus.worker`).
 
 Start-up refuses a malformed rules or knowledge file (file, line and field named) before any model
-loads. Shutdown runs in a fixed order: stop accepting and drain calls, stop the panels, stop the
-model threads, close Redis, stop the embedded server.
+loads. The parts start in a fixed order on one `AsyncExitStack`, and stop in reverse, also when a
+start fails half-way: stop accepting and drain calls, stop the panels, stop the stages' model
+threads (or the job client), close Redis, stop the embedded server.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from gateway.server import Gateway
 from pipeline.assist.call_assist import AssistServices
 from pipeline.assist.knowledge import load_knowledge
 from pipeline.assist.rules import load_rules
-from pipeline.bus.jobs import JobClient, RemoteAsr, RemoteSentiment
+from pipeline.bus.jobs import JobClient
 from pipeline.bus.redis_bus import RedisBus, connect
+from pipeline.bus.remote import RemoteAsr, RemoteSentiment
 from pipeline.mood.call_mood import MoodServices
 from pipeline.mood.sentiment import SentimentConfig, SentimentService
+from pipeline.session import Stages
 from pipeline.speech.asr import AsrService, ModelOwner
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class Service:
         self.mood: MoodServices | None = None
         self.assist: AssistServices | None = None
         self.panels: PanelServer | None = None
+        self._stack = contextlib.AsyncExitStack()
 
     @property
     def url(self) -> str:
@@ -59,72 +63,58 @@ class Service:
             load_rules(cfg.rules_file)
             if cfg.knowledge_file is not None:
                 load_knowledge(cfg.knowledge_file)
-        try:
-            if not s.redis_url:
-                self.embedded = await asyncio.to_thread(EmbeddedRedis().start)
-                self.redis_url = self.embedded.url
-            redis = connect(self.redis_url)
-            await redis.ping()
-            self.bus = RedisBus(redis, s.bus())
-            sentiment: SentimentConfig | SentimentService | None = s.sentiment()
-            if s.gateway_only():
-                self.jobs = JobClient(connect(self.redis_url, decode=False), s.jobs())
-                await self.jobs.start()
-                log.info("models run in workers: jobs go to %s", s.jobs().stream("*"))
-                self.owner = RemoteAsr(self.jobs, s.final_queue, s.asr().max_interim_scale)
-                sentiment = RemoteSentiment(self.jobs) if sentiment is not None else None
-            else:
-                log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
-                self.owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
-            if s.mood:
-                log.info("loading the mood stage (sentiment model %r)", s.sentiment_model)
-                self.mood = await asyncio.to_thread(MoodServices.load, s.mood_config(), sentiment)
-            if s.assist:
-                log.info("loading the assist stage (rules %s)", s.assist_config().rules_file)
-                self.assist = await asyncio.to_thread(AssistServices.load, s.assist_config())
-            self.gateway = Gateway(
-                s.gateway(), self.owner, self.bus, s.vad(), s.stream(), self.mood, self.assist
-            )
-            await self.gateway.start()
-            if s.panels:
-                self.panels = PanelServer(s.panel(), redis, self.bus.keys)
-                await self.panels.start()
-        except BaseException:
-            await self._shutdown()
-            raise
+        async with contextlib.AsyncExitStack() as stack:  # on a failed start: undone in reverse
+            await self._start(stack)
+            self._stack = stack.pop_all()
         return self
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Each part once the parts it needs are up; each registers its stop as it starts, so
+        the stack stops them in reverse: gateway (drains calls), panels, stages, Redis."""
+        s = self.settings
+        if not s.redis_url:
+            self.embedded = await asyncio.to_thread(EmbeddedRedis().start)
+            stack.callback(self.embedded.stop)
+            self.redis_url = self.embedded.url
+        redis = connect(self.redis_url)
+        stack.push_async_callback(redis.aclose)
+        await redis.ping()
+        self.bus = RedisBus(redis, s.bus())
+        sentiment: SentimentConfig | SentimentService | None = s.sentiment()
+        if s.role == "gateway":
+            self.jobs = JobClient(connect(self.redis_url, decode=False), s.jobs())
+            stack.push_async_callback(self.jobs.redis.aclose)
+            await self.jobs.start()
+            stack.push_async_callback(self.jobs.close)
+            log.info("models run in workers: jobs go to %s", s.jobs().stream("*"))
+            self.owner = RemoteAsr(self.jobs, s.final_queue, s.asr().max_interim_scale)
+            sentiment = RemoteSentiment(self.jobs) if sentiment is not None else None
+        else:
+            log.info("loading speech model %r on %s (%s)", s.model, s.device, s.compute_type)
+            owner = await asyncio.to_thread(ModelOwner.load, s.asr(), self._progress)
+            stack.push_async_callback(asyncio.to_thread, owner.close)
+            self.owner = owner
+        if s.mood:
+            log.info("loading the mood stage (sentiment model %r)", s.sentiment_model)
+            self.mood = await asyncio.to_thread(MoodServices.load, s.mood_config(), sentiment)
+            stack.push_async_callback(asyncio.to_thread, self.mood.close)
+        if s.assist:
+            log.info("loading the assist stage (rules %s)", s.assist_config().rules_file)
+            self.assist = await asyncio.to_thread(AssistServices.load, s.assist_config())
+            stack.push_async_callback(asyncio.to_thread, self.assist.close)
+        if s.panels:
+            self.panels = PanelServer(s.panel(), redis, self.bus.keys)
+            await self.panels.start()
+            stack.push_async_callback(self.panels.stop)
+        stages = Stages(self.owner, s.vad(), s.stream(), self.mood, self.assist)
+        self.gateway = Gateway(s.gateway(), self.bus, stages)
+        await self.gateway.start()
+        stack.push_async_callback(self.gateway.stop)
 
     async def __aexit__(
         self, tp: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        if self.gateway is not None:
-            await self.gateway.stop()
-            self.gateway = None
-        if self.panels is not None:
-            await self.panels.stop()
-            self.panels = None
-        if isinstance(self.owner, ModelOwner):
-            await asyncio.to_thread(self.owner.close)
-        self.owner = None
-        if self.jobs is not None:
-            await self.jobs.close()
-            await self.jobs.redis.aclose()
-            self.jobs = None
-        if self.mood is not None:
-            await asyncio.to_thread(self.mood.close)
-            self.mood = None
-        if self.assist is not None:
-            await asyncio.to_thread(self.assist.close)
-            self.assist = None
-        if self.bus is not None:
-            await self.bus.redis.aclose()
-            self.bus = None
-        if self.embedded is not None:
-            self.embedded.stop()
-            self.embedded = None
+        await self._stack.aclose()
 
 
 async def serve(settings: Settings, progress: Callable[[int, int], None] | None = None) -> None:

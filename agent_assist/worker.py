@@ -18,8 +18,8 @@ from collections.abc import Callable
 from prometheus_client import start_http_server
 
 from agent_assist.settings import Settings
-from pipeline.bus.jobs import StreamWorker
 from pipeline.bus.redis_bus import connect
+from pipeline.bus.worker import StreamWorker
 from pipeline.mood.sentiment import SentimentOwner, load_owner
 from pipeline.speech.asr import ModelOwner
 
@@ -39,10 +39,9 @@ async def work(settings: Settings, progress: Callable[[int, int], None] | None =
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    redis = connect(settings.redis_url, decode=False)
-    owner: ModelOwner | None = None
-    sentiment: SentimentOwner | None = None
-    try:
+    async with contextlib.AsyncExitStack() as stack:  # stops in reverse of start
+        redis = connect(settings.redis_url, decode=False)
+        stack.push_async_callback(redis.aclose)
         await redis.ping()
         log.info(
             "loading speech model %r on %s (%s)",
@@ -51,11 +50,15 @@ async def work(settings: Settings, progress: Callable[[int, int], None] | None =
             settings.compute_type,
         )
         owner = await asyncio.to_thread(ModelOwner.load, settings.asr(), progress)
+        stack.push_async_callback(asyncio.to_thread, owner.close)
+        sentiment: SentimentOwner | None = None
         config = settings.sentiment()
         if settings.mood and config is not None:
             log.info("loading sentiment model %r", settings.sentiment_model)
             sentiment = await asyncio.to_thread(load_owner, config)
+            stack.push_async_callback(asyncio.to_thread, sentiment.close)
         server, _ = start_http_server(settings.port, settings.host)
+        stack.callback(server.shutdown)
         name = consumer_name(settings)
         log.info(
             "worker %s ready: metrics on http://%s:%d/metrics, redis %s",
@@ -65,11 +68,4 @@ async def work(settings: Settings, progress: Callable[[int, int], None] | None =
             settings.redis_url,
         )
         await StreamWorker(redis, settings.jobs(), name, owner, sentiment).run(stop)
-        server.shutdown()
-    finally:
-        if owner is not None:
-            await asyncio.to_thread(owner.close)
-        if sentiment is not None:
-            await asyncio.to_thread(sentiment.close)
-        await redis.aclose()
     log.info("worker stopped")

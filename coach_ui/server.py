@@ -32,8 +32,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
-import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -42,25 +40,18 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from coach_ui.live import LiveState
 from pipeline.bus.redis_bus import Keys, call_state
-from pipeline.bus.wallboard import board, tile
 from pipeline.runtime import metrics
 from pipeline.types import (
-    CallEnded,
-    CallStarted,
-    Event,
     dumps,
-    event_from_json,
-    from_json,
-    parse_event,
-)  # fmt: skip
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +87,7 @@ class PanelServer:
         self._server: Server | None = None
         self._board_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._instance = uuid.uuid4().hex
+        self.live = LiveState(redis, keys, config.board_interval_s)
         self.paused = False  # refuse feeds (tests cut sockets with this)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -117,7 +108,7 @@ class PanelServer:
         self._server = await serve(
             self._feed, self.config.host, self.config.port, process_request=self._http
         )
-        self._board_task = asyncio.create_task(self._publish_board())
+        self._board_task = asyncio.create_task(self.live.publish_board(self._stopping))
         log.info("panels on %s", self.base)
 
     async def stop(self) -> None:
@@ -191,7 +182,7 @@ class PanelServer:
             return _response(HTTPStatus.OK, _asset(parts[1]), STATIC[parts[1]])
         if parts[:2] == ["api", "calls"]:
             if len(parts) == 2:
-                return _json(conn, await self.board())
+                return _json(conn, await self.live.board())
             meta, events = await call_state(self.redis, self.keys, parts[2], mood=True)
             if len(parts) == 3 and meta:
                 return _json(conn, {"call": meta, "events": [e.to_dict() for e in events]})
@@ -204,57 +195,6 @@ class PanelServer:
             return _json(conn, {"error": "no such call"}, HTTPStatus.NOT_FOUND)
         metrics.PANEL_REFUSED.labels("not_found").inc()
         return conn.respond(HTTPStatus.NOT_FOUND, "no such page\n")
-
-    # --- wall board ----------------------------------------------------------------------------
-    async def board(self) -> dict[str, Any]:
-        """The wall board as stored in Redis now."""
-        k, now = self.keys, time.time()
-        ids = sorted(str(i) for i in await self.redis.smembers(k.active))
-        pipe = self.redis.pipeline(transaction=False)
-        for call_id in ids:
-            pipe.hgetall(k.call(call_id))
-            pipe.lrange(k.trend(call_id), 0, -1)
-        pipe.zremrangebyscore(k.alerts_recent, "-inf", now - 60)
-        pipe.zcard(k.alerts_recent)
-        *got, _, per_minute = await pipe.execute()
-        tiles = [tile(got[i], got[i + 1], now) for i in range(0, len(got), 2) if got[i]]
-        return board(tiles, int(per_minute), now)
-
-    async def _publish_board(self) -> None:
-        """Publish the board every interval, and at once when an alert fires or a call starts or
-        ends, while this server holds the publishing lock."""
-        k = self.keys
-        interval = self.config.board_interval_s
-        pubsub = self.redis.pubsub()
-        while not self._stopping.is_set():
-            try:
-                await pubsub.subscribe(k.alerts, k.calls)
-                while not self._stopping.is_set():
-                    if await self._lead(interval):
-                        state = dumps(await self.board())
-                        pipe = self.redis.pipeline(transaction=False)
-                        pipe.set(k.wallboard_state, state, ex=60)
-                        pipe.publish(k.wallboard, state)
-                        await pipe.execute()
-                    # wake at the next tick, or sooner on news (then drain what came with it)
-                    if await pubsub.get_message(ignore_subscribe_messages=True, timeout=interval):
-                        while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
-                            pass
-            except (RedisError, OSError) as exc:
-                metrics.BUS_ERRORS.labels("wallboard").inc()
-                log.warning("wall board publisher: redis failed (%s); retrying", exc)
-                await asyncio.sleep(interval)
-        with contextlib.suppress(RedisError, OSError):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _lead(self, interval: float) -> bool:
-        lock, ttl = self.keys.wallboard_lock, int(interval * 3000)
-        if await self.redis.set(lock, self._instance, nx=True, px=ttl):
-            return True
-        if await self.redis.get(lock) == self._instance:
-            await self.redis.pexpire(lock, ttl)
-            return True
-        return False
 
     # --- feeds ---------------------------------------------------------------------------------
     async def _feed(self, ws: ServerConnection) -> None:
@@ -273,9 +213,9 @@ class PanelServer:
         metrics.PANEL_CLIENTS.labels(kind).inc()
         pubsub = self.redis.pubsub()
         relay = asyncio.create_task(
-            self._wallboard(ws, pubsub)
+            self.live.wallboard(ws, pubsub)
             if kind == "wallboard"
-            else self._call_feed(ws, pubsub, parts[2], follow_agent=kind == "agent")
+            else self.live.call_feed(ws, pubsub, parts[2], follow_agent=kind == "agent")
         )
         gone = asyncio.create_task(ws.wait_closed())  # the relay may be waiting on Redis
         try:
@@ -296,73 +236,6 @@ class PanelServer:
             metrics.PANEL_CLIENTS.labels(kind).dec()
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _wallboard(self, ws: ServerConnection, pubsub: PubSub) -> None:
-        k = self.keys
-        await pubsub.subscribe(k.wallboard, k.alerts)
-        # the feed's entries are alert events with `agent_id` and `at` added: sent on as they are
-        feed = [json.loads(a) for a in await self.redis.lrange(k.alerts_feed, 0, -1)]
-        seen = {(a.call_id, a.seq) for a in map(parse_event, feed)}
-        await ws.send(dumps({"type": "snapshot", "board": await self.board(), "alerts": feed}))
-        async for message in pubsub.listen():
-            if message["type"] != "message":
-                continue
-            if message["channel"] == k.alerts:
-                alert = event_from_json(message["data"])
-                if (alert.call_id, alert.seq) in seen:
-                    continue
-            await ws.send(message["data"])
-
-    async def _call_feed(
-        self, ws: ServerConnection, pubsub: PubSub, ident: str, follow_agent: bool
-    ) -> None:
-        """One call's snapshot then its live events; following an agent, each new call of theirs
-        starts with a fresh snapshot."""
-        k = self.keys
-        if follow_agent:
-            await pubsub.subscribe(k.agent(ident))
-            call_id = str(await self.redis.get(k.agent_call(ident)) or "")
-        else:
-            await pubsub.subscribe(k.call_events(ident), k.calls)
-            call_id = ident
-        seen = await self._snapshot(ws, call_id, agent_id=ident if follow_agent else "")
-        async for message in pubsub.listen():
-            if message["type"] != "message":
-                continue
-            data = from_json(message["data"])
-            if isinstance(data, CallStarted):
-                if follow_agent or data.call_id == call_id:
-                    call_id = data.call_id
-                    seen = await self._snapshot(ws, call_id, agent_id=ident)
-            elif data.call_id != call_id:
-                continue
-            elif isinstance(data, CallEnded) or data.seq > seen:
-                seen = max(seen, 0 if isinstance(data, CallEnded) else data.seq)
-                await ws.send(message["data"])
-
-    async def _snapshot(self, ws: ServerConnection, call_id: str, agent_id: str = "") -> int:
-        """Send a call's stored state (events in `seq` order, open interims); returns its last
-        `seq` so that live events already in it are skipped."""
-        meta: dict[str, str] = {}
-        events: list[Event] = []
-        if call_id:
-            meta, events = await call_state(self.redis, self.keys, call_id, mood=True)
-        interims = [event_from_json(v) for f, v in meta.items() if f.startswith("interim:")]
-        info = {f: v for f, v in meta.items() if ":" not in f}
-        seen = max([int(meta.get("last_seq", 0))] + [e.seq for e in events + interims])
-        await ws.send(
-            dumps(
-                {
-                    "type": "snapshot",
-                    "call_id": call_id,
-                    "agent_id": agent_id or info.get("agent_id", ""),
-                    "call": info,
-                    "events": [e.to_dict() for e in events],
-                    "interims": [e.to_dict() for e in interims],
-                }
-            )
-        )
-        return seen
 
 
 def _page(path: str) -> str | None:

@@ -15,8 +15,21 @@ import shutil
 import sys
 from typing import Any, TextIO
 
+from pipeline.types import (
+    AlertEvent,
+    Channel,
+    EmotionEvent,
+    FrustrationEvent,
+    SentimentEvent,
+    SignalEvent,
+    SuggestionEvent,
+    TalkStatsEvent,
+    TranscriptEvent,
+    parse_message,
+)
+
 DIM, BOLD, RESET, CLEAR = "\x1b[2m", "\x1b[1m", "\x1b[0m", "\r\x1b[K"
-SPEAKER = {"customer": "CUSTOMER", "agent": "AGENT   "}
+SPEAKER = {Channel.CUSTOMER: "CUSTOMER", Channel.AGENT: "AGENT   "}
 INDENT = " " * 20
 
 
@@ -30,63 +43,68 @@ class TerminalTranscript:
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
         self._status = False
-        self._mood: dict[tuple[str, int], list[str]] = {}
+        self._mood: dict[tuple[Channel, int], list[str]] = {}
 
-    def show(self, event: dict[str, Any], latency: float | None) -> None:
-        kind = event.get("type")
-        if kind == "transcript":
+    def show(self, message: dict[str, Any], latency: float | None) -> None:
+        """One message as the gateway sent it (events are parsed back into their classes;
+        the native protocol's own messages, such as `started`, show nothing)."""
+        if "v" not in message:
+            return
+        event = parse_message(message)
+        if isinstance(event, TranscriptEvent):
             self._transcript(event, latency)
-        elif kind == "sentiment":
-            self._note(event, f"{event['label']} {event['score']:+.2f}")
-        elif kind == "emotion" and not event["baseline"]:
-            self._note(event, f"{event['label']} voice")
-        elif kind == "talk_stats" and event["channel"] == "agent":
+        elif isinstance(event, SentimentEvent):
+            self._note(event, f"{event.label} {event.score:+.2f}")
+        elif isinstance(event, EmotionEvent) and not event.baseline:
+            self._note(event, f"{event.label} voice")
+        elif isinstance(event, TalkStatsEvent) and event.channel is Channel.AGENT:
             self._flush_mood(event, "")
-        elif kind == "frustration" and event.get("utterance") is not None:
+        elif isinstance(event, FrustrationEvent) and event.utterance is not None:
             self._flush_mood(event, _frustration(event))
-        elif kind == "alert":
-            mark = {"critical": "!!", "coaching": "->", "info": "--"}.get(event["severity"], "--")
+        elif isinstance(event, AlertEvent):
+            mark = {"critical": "!!", "coaching": "->", "info": "--"}.get(event.severity, "--")
             self._line(
-                f"{INDENT}{BOLD}{mark} {event['severity'].upper()} {event['rule']}{RESET}: "
-                f"{event['prompt']}"
+                f"{INDENT}{BOLD}{mark} {event.severity.upper()} {event.rule}{RESET}: {event.prompt}"
             )
-        elif kind == "suggestions" and event["items"]:
-            best = event["items"][0]
-            self._line(f"{INDENT}{DIM}?? suggest: {best['title']} ({best['score']:.2f}){RESET}")
-        elif kind in ("talkover", "dead_air") and event["final"]:
-            if kind == "talkover":
-                text = f"talk-over: {event['channel']} cut in on {event['interrupted']}"
+        elif isinstance(event, SuggestionEvent) and event.items:
+            best = event.items[0]
+            self._line(f"{INDENT}{DIM}?? suggest: {best.title} ({best.score:.2f}){RESET}")
+        elif isinstance(event, SignalEvent) and event.final:
+            who = event.channel.label
+            if event.kind == "talkover":
+                other = "agent" if event.channel is Channel.CUSTOMER else "customer"
+                text = f"talk-over: {who} cut in on {other}"
             else:
-                text = f"dead air, waiting for the {event['channel']}"
-            self._line(
-                f"[{clock(event['start'])}] {DIM}-- {text} ({event['duration']:.1f} s){RESET}"
-            )
+                text = f"dead air, waiting for the {who}"
+            duration = event.end - event.start
+            self._line(f"[{clock(event.start)}] {DIM}-- {text} ({duration:.1f} s){RESET}")
 
-    def _transcript(self, event: dict[str, Any], latency: float | None) -> None:
-        who = SPEAKER.get(event["channel"], event["channel"])
-        if event["final"]:
-            if not event["text"]:
+    def _transcript(self, event: TranscriptEvent, latency: float | None) -> None:
+        who = SPEAKER[event.channel]
+        if event.final:
+            if not event.text:
                 self._clear()
                 return
             lag = f"  (final +{latency:.2f} s)" if latency is not None else ""
-            at = f"[{clock(event['start'])}]"
-            self._line(f"{at} {BOLD}{who}{RESET}  {event['text']}{DIM}{lag}{RESET}")
+            at = f"[{clock(event.start)}]"
+            self._line(f"{at} {BOLD}{who}{RESET}  {event.text}{DIM}{lag}{RESET}")
         elif self.tty:
             width = shutil.get_terminal_size().columns
-            text = (
-                f"  ... {who.strip().lower()}: {event['committed']} {DIM}{event['unstable']}{RESET}"
-            )
+            name = who.strip().lower()
+            text = f"  ... {name}: {event.committed} {DIM}{event.unstable}{RESET}"
             self.out.write(CLEAR + text[: width + len(DIM) + len(RESET)])
             self._status = True
             self.out.flush()
 
-    def _note(self, event: dict[str, Any], text: str) -> None:
-        self._mood.setdefault((event["channel"], event["utterance"]), []).append(text)
+    def _note(self, event: SentimentEvent | EmotionEvent, text: str) -> None:
+        self._mood.setdefault((event.channel, event.utterance), []).append(text)
 
-    def _flush_mood(self, event: dict[str, Any], extra: str) -> None:
-        key = (event["channel"], event.get("utterance") or 0)
-        if event["type"] == "talk_stats":  # the agent's last final
-            key = max((k for k in self._mood if k[0] == "agent"), default=key)
+    def _flush_mood(self, event: TalkStatsEvent | FrustrationEvent, extra: str) -> None:
+        key = (event.channel, 0)
+        if isinstance(event, FrustrationEvent):
+            key = (event.channel, event.utterance or 0)
+        else:  # the agent's last final
+            key = max((k for k in self._mood if k[0] is Channel.AGENT), default=key, key=_order)
         parts = self._mood.pop(key, [])
         if extra:
             parts.append(extra)
@@ -106,13 +124,15 @@ class TerminalTranscript:
             self._status = False
 
 
-def _frustration(event: dict[str, Any]) -> str:
-    text = f"frustration {event['score']:.2f} {event['level']}"
-    if event["onset"]:
-        reasons = ", ".join(
-            r.get("phrase") or r["kind"] for r in event["reasons"][:3] if r["contribution"] > 0.1
-        )
+def _order(key: tuple[Channel, int]) -> tuple[int, int]:
+    return key[0].value, key[1]
+
+
+def _frustration(event: FrustrationEvent) -> str:
+    text = f"frustration {event.score:.2f} {event.level}"
+    if event.onset:
+        reasons = ", ".join(r.phrase or r.kind for r in event.reasons[:3] if r.contribution > 0.1)
         text = f"{RESET}{BOLD}!! FRUSTRATED{RESET}{DIM} {text[12:]} ({reasons})"
-    elif event["active"]:
+    elif event.active:
         text += " (still frustrated)"
     return text

@@ -22,13 +22,8 @@ are HTTP 401; after it a close with an RFC 6455 code and a reason (1003 wrong ra
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
-import hmac
 import json
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -41,16 +36,26 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
-from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
+from gateway.calls import CallInUse, LiveCall
+from gateway.ingest import (
+    Adapter,
+    Refusal,
+    WsClose,
+    agent_id_of,
+    call_order,
+    id_problem,
+    presented_secrets,
+    secret_matches,
+)
 from pipeline.types import CallInfo, Encoding
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = Subprotocol("audio.drachtio.org")
 RATES = (8000, 16000)
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-UNSUPPORTED, INVALID, POLICY, TOO_BIG = 1003, 1007, 1008, 1009
+UNSUPPORTED, INVALID, POLICY, TOO_BIG = (
+    WsClose.UNSUPPORTED, WsClose.INVALID, WsClose.POLICY, WsClose.TOO_BIG
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ class ForkStart:
     call_id: str
     agent_id: str
     rate: int
-    swap: bool  # channel 0 is the agent
+    order: list[int]  # the columns of the customer and the agent
     metadata: str
 
 
@@ -74,22 +79,20 @@ def parse_fork(query: str, metadata: str | None) -> ForkStart:
         if isinstance(loaded, dict):
             meta = loaded
     call_id = _first(meta, "call_id", "callId", "uuid") or q.get("call_id") or str(uuid.uuid4())
-    agent_id = _first(meta, "agent_id", "agentId") or q.get("agent_id") or ""
+    agent_id = agent_id_of(meta, q)
     rate_raw = _first(meta, "sample_rate", "sampleRate") or q.get("rate") or "8000"
-    if not _ID.match(call_id):
-        raise Refusal(INVALID, "bad_metadata", "call id must be 1-128 of A-Z a-z 0-9 . _ : -")
-    if len(agent_id) > 128:
-        raise Refusal(INVALID, "bad_metadata", "agent id over 128 characters")
+    if (problem := id_problem(call_id, agent_id)) is not None:
+        raise Refusal(INVALID, "bad_metadata", problem)
     try:
         rate = int(str(rate_raw).removesuffix("k")) * (1000 if str(rate_raw).endswith("k") else 1)
     except ValueError:
         rate = 0
     if rate not in RATES:
         raise Refusal(UNSUPPORTED, "unsupported_rate", f"rate must be 8000 or 16000: {rate_raw}")
-    layout = q.get("layout", "customer,agent")
-    if layout not in ("customer,agent", "agent,customer"):
+    order = call_order(q.get("layout", "customer,agent").split(","))
+    if order is None:
         raise Refusal(UNSUPPORTED, "unsupported_layout", "layout: customer,agent or agent,customer")
-    return ForkStart(call_id, agent_id, rate, layout == "agent,customer", metadata or "")
+    return ForkStart(call_id, agent_id, rate, order, metadata or "")
 
 
 def _first(meta: dict[str, Any], *names: str) -> str | None:
@@ -100,26 +103,15 @@ def _first(meta: dict[str, Any], *names: str) -> str | None:
     return None
 
 
-def authorized(request: Request, token: str) -> bool:
-    given = request.headers.get("Authorization", "")
-    scheme, _, cred = given.partition(" ")
-    candidates = [parse_qs(request.path.partition("?")[2]).get("token", [""])[-1]]
-    if scheme.lower() == "bearer":
-        candidates.append(cred)
-    elif scheme.lower() == "basic":
-        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
-            candidates.append(base64.b64decode(cred, validate=True).decode().partition(":")[2])
-    return any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates)
-
-
 class AudioForkAdapter(Adapter):
     protocol = "audiofork"
     path = "/audiofork"
 
-    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
+    def check(self, request: Request) -> Refusal | None:
         token = self.config.audiofork_token
-        if token and not authorized(request, token):
-            return HTTPStatus.UNAUTHORIZED, "audio fork needs the configured token"
+        if token and not secret_matches(presented_secrets(request.path, request.headers), token):
+            reason = "audio fork needs the configured token"
+            return Refusal(HTTPStatus.UNAUTHORIZED, "unauthorized", reason)
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
@@ -161,7 +153,7 @@ class AudioForkAdapter(Adapter):
                         INVALID, "partial_frame", "audio must be whole stereo 16-bit frames"
                     )
                 pcm = np.frombuffer(message, "<i2").astype(np.int16).reshape(-1, 2)
-                await call.feed_pcm(pcm[:, ::-1] if start.swap else pcm)
+                await call.feed_pcm(pcm[:, start.order])
             call.ended = "stop"  # the module closes the socket when the fork stops
         except Refusal as err:
             call.ended = "error"

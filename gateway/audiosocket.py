@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall
+from gateway.ingest import Refusal, refused
 from gateway.tracks import TrackAligner
 from pipeline.runtime import metrics
 from pipeline.types import PCM, CallInfo, Channel, Encoding

@@ -18,22 +18,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request
 
-from pipeline.assist.call_assist import AssistServices
 from pipeline.bus.redis_bus import RedisBus
-from pipeline.mood.call_mood import MoodServices
 from pipeline.runtime import metrics
-from pipeline.session import CallSession
-from pipeline.speech.asr import AsrService
-from pipeline.speech.stream import StreamConfig
-from pipeline.speech.vad import VadConfig
+from pipeline.session import CallSession, Stages
 from pipeline.types import CallEnded, CallInfo, CallStarted, Event, TranscriptEvent
 
 log = logging.getLogger(__name__)
@@ -58,23 +49,8 @@ class GatewayConfig:
     webrtc_token: str | None = None  # bearer token the offers need
 
 
-class Refusal(Exception):
-    """Bad input, to be answered in the protocol's own way: `code` is its close code or HTTP
-    status, `kind` the metric label (a fixed word), `reason` what the client is told."""
-
-    def __init__(self, code: int, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.kind, self.reason = code, kind, reason[:120]
-
-
 class CallInUse(Exception):
     """The call id is already streaming (a second connection for a live call)."""
-
-
-def refused(protocol: str, kind: str, reason: str, peer: Any, call_id: str | None = None) -> None:
-    """Count and log one connection refused or closed for bad input (`kind`: a fixed word)."""
-    metrics.PROTOCOL_ERRORS.labels(protocol, kind).inc()
-    log.warning("%s: closing %s: %s (%s)", protocol, peer, reason, kind, extra={"call_id": call_id})
 
 
 @dataclass(eq=False)
@@ -102,46 +78,10 @@ class LiveCall:
         return self.session.duration
 
 
-class Adapter:
-    """One ingest protocol on the gateway's WebSocket port, at `path`."""
-
-    protocol: ClassVar[str]
-    path: ClassVar[str]
-
-    def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
-        self.hub = hub
-        self.config = config
-
-    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
-        """Refuse the upgrade (status, body), e.g. for bad credentials; None lets it through."""
-        return None
-
-    async def handle(self, ws: ServerConnection) -> None:
-        raise NotImplementedError
-
-    async def close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
-        """Count and log a refusal, then close the socket with its code and reason."""
-        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
-        with contextlib.suppress(ConnectionClosed):
-            await ws.close(err.code, err.reason)
-
-
 class CallHub:
-    def __init__(
-        self,
-        owner: AsrService,
-        bus: RedisBus,
-        vad: VadConfig,
-        stream: StreamConfig,
-        mood: MoodServices | None = None,
-        assist: AssistServices | None = None,
-    ) -> None:
-        self.owner = owner
+    def __init__(self, bus: RedisBus, stages: Stages) -> None:
         self.bus = bus
-        self._vad = vad
-        self._stream = stream
-        self._mood = mood
-        self._assist = assist
+        self.stages = stages
         self.active: set[str] = set()
 
     def in_use(self, call_id: str) -> bool:
@@ -183,9 +123,7 @@ class CallHub:
             )
             log.info("call started (%s)", protocol, extra={"call_id": info.call_id})
             try:
-                async with CallSession(
-                    info, self.owner, sink, self._vad, self._stream, self._mood, self._assist
-                ) as session:
+                async with CallSession(info, self.stages, sink) as session:
                     live = LiveCall(info, protocol, session, meta=dict(meta or {}))
                     yield live
                     await session.finish()

@@ -31,17 +31,14 @@ from websockets.typing import Subprotocol
 from gateway.audiofork import SUBPROTOCOL, AudioForkAdapter
 from gateway.audiohook import AudioHookAdapter
 from gateway.audiosocket import AudioSocketServer
-from gateway.calls import Adapter, CallHub, GatewayConfig, refused
-from gateway.native import CloseCode, NativeAdapter
+from gateway.calls import CallHub, GatewayConfig
+from gateway.ingest import Adapter, WsClose, refused
+from gateway.native import NativeAdapter
 from gateway.twilio import TwilioAdapter
 from gateway.webrtc import WebRtcServer
-from pipeline.assist.call_assist import AssistServices
 from pipeline.bus.redis_bus import RedisBus
-from pipeline.mood.call_mood import MoodServices
 from pipeline.runtime import metrics
-from pipeline.speech.asr import AsrService
-from pipeline.speech.stream import StreamConfig
-from pipeline.speech.vad import VadConfig
+from pipeline.session import Stages
 
 __all__ = ["STREAM_PATH", "Gateway", "GatewayConfig"]
 
@@ -54,15 +51,11 @@ class Gateway:
     def __init__(
         self,
         config: GatewayConfig,
-        owner: AsrService,
         bus: RedisBus,
-        vad: VadConfig,
-        stream: StreamConfig,
-        mood: MoodServices | None = None,
-        assist: AssistServices | None = None,
+        stages: Stages,
     ) -> None:
         self.config = config
-        self.hub = CallHub(owner, bus, vad, stream, mood, assist)
+        self.hub = CallHub(bus, stages)
         self.adapters: dict[str, Adapter] = {
             a.path: a
             for a in (
@@ -130,9 +123,8 @@ class Gateway:
             refusal = adapter.check(request)
             if refusal is None:
                 return None
-            status, body = refusal
-            refused(adapter.protocol, _status_kind(status), body, connection.remote_address)
-            return connection.respond(status, body + "\n")
+            refused(adapter.protocol, refusal.kind, refusal.reason, connection.remote_address)
+            return connection.respond(HTTPStatus(refusal.code), refusal.reason + "\n")
         if path == "/metrics":
             response = connection.respond(HTTPStatus.OK, generate_latest().decode())
             response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -151,7 +143,7 @@ class Gateway:
             log.exception("%s call failed", adapter.protocol)
             metrics.ERRORS.labels("call").inc()
             with contextlib.suppress(ConnectionClosed):
-                await ws.close(CloseCode.INTERNAL, "internal error")
+                await ws.close(WsClose.INTERNAL, "internal error")
 
 
 def _subprotocol(
@@ -159,10 +151,3 @@ def _subprotocol(
 ) -> Subprotocol | None:
     """mod_audio_fork offers `audio.drachtio.org`; every other client offers none."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
-def _status_kind(status: HTTPStatus) -> str:
-    return {
-        HTTPStatus.UNAUTHORIZED: "unauthorized",
-        HTTPStatus.FORBIDDEN: "forbidden",
-    }.get(status, "bad_request")

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -35,7 +34,17 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.calls import Adapter, CallInUse, LiveCall, Refusal
+from gateway.calls import CallInUse, LiveCall
+from gateway.ingest import (
+    Adapter,
+    Refusal,
+    WsClose,
+    agent_id_of,
+    id_problem,
+    party,
+    secret_matches,
+    valid_call_id,
+)
 from gateway.tracks import TrackAligner
 from pipeline.runtime import metrics
 from pipeline.speech.audio import MULAW_TO_PCM16
@@ -44,18 +53,8 @@ from pipeline.types import PCM, CallInfo, Encoding
 log = logging.getLogger(__name__)
 
 RATE = 8000
-TRACKS = {"inbound": 0, "outbound": 1}  # channel: customer, agent
 MAX_PAYLOAD = 8000  # bytes of mu-law in one media message: 1 s (Twilio sends 160)
 MAX_MESSAGE = 64 * 1024
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-# RFC 6455 close codes
-PROTOCOL_ERROR = 1002
-UNSUPPORTED = 1003
-INVALID = 1007
-POLICY = 1008
-TOO_BIG = 1009
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +66,13 @@ class StreamStart:
 
     @property
     def agent_id(self) -> str:
-        p = self.parameters
-        return p.get("agent_id") or p.get("agentId") or p.get("agent") or ""
+        return agent_id_of(self.parameters)
 
     @property
     def call_id(self) -> str:
         """`<Parameter name="call_id">` (your own call id) if given and valid, else the CallSid."""
         given = self.parameters.get("call_id", "")
-        return given if _ID.match(given) else self.call_sid
+        return given if valid_call_id(given) else self.call_sid
 
 
 @dataclass
@@ -92,31 +90,31 @@ class TwilioStream:
     def receive(self, message: str | bytes) -> StreamStart | PCM | None:
         """One WebSocket message: the start (once), audio ready to feed, or None."""
         if isinstance(message, bytes):
-            raise Refusal(INVALID, "binary_frame", "Media Streams messages are JSON text")
+            raise Refusal(WsClose.INVALID, "binary_frame", "Media Streams messages are JSON text")
         if len(message) > MAX_MESSAGE:
-            raise Refusal(TOO_BIG, "message_too_large", "message over 64 KiB")
+            raise Refusal(WsClose.TOO_BIG, "message_too_large", "message over 64 KiB")
         try:
             data = json.loads(message)
         except ValueError:
-            raise Refusal(INVALID, "bad_json", "message is not JSON") from None
+            raise Refusal(WsClose.INVALID, "bad_json", "message is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
-            raise Refusal(INVALID, "bad_message", "message must be an object with an event")
+            raise Refusal(WsClose.INVALID, "bad_message", "message must be an object with an event")
         event = data["event"]
         if self.stopped:
-            raise Refusal(PROTOCOL_ERROR, "message_after_stop", f"{event} after stop"[:120])
+            raise Refusal(WsClose.PROTOCOL_ERROR, "message_after_stop", f"{event} after stop")
         if event == "connected":
             if self.start is not None:
-                raise Refusal(PROTOCOL_ERROR, "out_of_order", "connected after start")
+                raise Refusal(WsClose.PROTOCOL_ERROR, "out_of_order", "connected after start")
             return None
         if event == "start":
             if self.start is not None:
-                raise Refusal(PROTOCOL_ERROR, "second_start", "stream already started")
+                raise Refusal(WsClose.PROTOCOL_ERROR, "second_start", "stream already started")
             self._sequence(data)
             self.start = parse_start(data)
             self.aligner = TrackAligner(RATE, tracks=self.start.tracks)
             return self.start
         if self.start is None:
-            raise Refusal(PROTOCOL_ERROR, "out_of_order", f"{event} before start"[:120])
+            raise Refusal(WsClose.PROTOCOL_ERROR, "out_of_order", f"{event} before start")
         if not self._sequence(data):
             return None  # a duplicate
         if event == "media":
@@ -130,7 +128,7 @@ class TwilioStream:
             return None
         if event == "mark":
             return None
-        raise Refusal(INVALID, "unknown_event", f"unknown event {event!r}"[:120])
+        raise Refusal(WsClose.INVALID, "unknown_event", f"unknown event {event!r}")
 
     def _sequence(self, data: dict[str, Any]) -> bool:
         """False for a message seen before (a repeated sequence number); out of order is fine."""
@@ -140,7 +138,9 @@ class TwilioStream:
         try:
             seq = int(raw)
         except (TypeError, ValueError):
-            raise Refusal(INVALID, "bad_sequence", "sequenceNumber is not a number") from None
+            raise Refusal(
+                WsClose.INVALID, "bad_sequence", "sequenceNumber is not a number"
+            ) from None
         if seq in self._seen:
             self.duplicates += 1
             return False
@@ -153,55 +153,59 @@ class TwilioStream:
     def _media(self, data: dict[str, Any]) -> None:
         media = data.get("media")
         if not isinstance(media, dict):
-            raise Refusal(INVALID, "bad_media", "media message without a media object")
-        track = TRACKS.get(media.get("track", "inbound"))
+            raise Refusal(WsClose.INVALID, "bad_media", "media message without a media object")
+        track = party(media.get("track", "inbound"))
         if track is None:
-            raise Refusal(INVALID, "bad_media", f"unknown track {media.get('track')!r}"[:120])
+            raise Refusal(WsClose.INVALID, "bad_media", f"unknown track {media.get('track')!r}")
         payload = media.get("payload")
         if not isinstance(payload, str):
-            raise Refusal(INVALID, "bad_media", "media.payload must be base64 text")
+            raise Refusal(WsClose.INVALID, "bad_media", "media.payload must be base64 text")
         if len(payload) > MAX_PAYLOAD * 4 // 3 + 4:
-            raise Refusal(TOO_BIG, "frame_too_large", "media payload over 1 s of audio")
+            raise Refusal(WsClose.TOO_BIG, "frame_too_large", "media payload over 1 s of audio")
         try:
             audio = base64.b64decode(payload, validate=True)
             stamp = int(media["timestamp"]) if "timestamp" in media else None
         except (binascii.Error, ValueError, TypeError):
-            raise Refusal(INVALID, "bad_media", "bad base64 payload or timestamp") from None
+            raise Refusal(WsClose.INVALID, "bad_media", "bad base64 payload or timestamp") from None
         if stamp is not None and stamp < 0:
-            raise Refusal(INVALID, "bad_media", "negative timestamp")
+            raise Refusal(WsClose.INVALID, "bad_media", "negative timestamp")
         start = None if stamp is None else stamp * RATE // 1000
-        self.aligner.put(track, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
+        self.aligner.put(track.value, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
 
 
 def parse_start(data: dict[str, Any]) -> StreamStart:
     start = data.get("start")
     if not isinstance(start, dict):
-        raise Refusal(INVALID, "bad_start", "start message without a start object")
+        raise Refusal(WsClose.INVALID, "bad_start", "start message without a start object")
     fmt = start.get("mediaFormat") or {}
     if not isinstance(fmt, dict):
-        raise Refusal(INVALID, "bad_start", "mediaFormat must be an object")
+        raise Refusal(WsClose.INVALID, "bad_start", "mediaFormat must be an object")
     encoding, rate = fmt.get("encoding", "audio/x-mulaw"), str(fmt.get("sampleRate", RATE))
     if encoding != "audio/x-mulaw" or rate != str(RATE) or str(fmt.get("channels", 1)) != "1":
         raise Refusal(
-            UNSUPPORTED,
+            WsClose.UNSUPPORTED,
             "unsupported_media",
-            f"need audio/x-mulaw 8000 Hz mono, got {encoding} {rate} Hz"[:120],
+            f"need audio/x-mulaw 8000 Hz mono, got {encoding} {rate} Hz",
         )
     call_sid = start.get("callSid") or data.get("streamSid") or start.get("streamSid")
-    if not isinstance(call_sid, str) or not _ID.match(call_sid):
-        raise Refusal(INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
+    if not isinstance(call_sid, str) or not valid_call_id(call_sid):
+        raise Refusal(WsClose.INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
     tracks = start.get("tracks", ["inbound"])
-    if not isinstance(tracks, list) or not tracks or any(t not in TRACKS for t in tracks):
-        raise Refusal(INVALID, "bad_start", f"tracks must be inbound/outbound: {tracks!r}")
+    parties = [party(t) for t in tracks] if isinstance(tracks, list) else []
+    if not parties or None in parties:
+        raise Refusal(WsClose.INVALID, "bad_start", f"tracks must be inbound/outbound: {tracks!r}")
     params = start.get("customParameters") or {}
     if not isinstance(params, dict):
-        raise Refusal(INVALID, "bad_start", "customParameters must be an object")
-    return StreamStart(
+        raise Refusal(WsClose.INVALID, "bad_start", "customParameters must be an object")
+    parsed = StreamStart(
         call_sid=call_sid,
         stream_sid=str(data.get("streamSid") or start.get("streamSid") or ""),
-        tracks=tuple(TRACKS[t] for t in tracks),
+        tracks=tuple(p.value for p in parties if p is not None),
         parameters={str(k): str(v)[:256] for k, v in params.items()},
     )
+    if (problem := id_problem(parsed.call_id, parsed.agent_id)) is not None:
+        raise Refusal(WsClose.INVALID, "bad_start", problem)
+    return parsed
 
 
 def signature(auth_token: str, url: str) -> str:
@@ -229,16 +233,16 @@ class TwilioAdapter(Adapter):
     protocol = "twilio"
     path = "/twilio"
 
-    def check(self, request: Request) -> tuple[HTTPStatus, str] | None:
+    def check(self, request: Request) -> Refusal | None:
         token = self.config.twilio_auth_token
         if not token:
             return None
         given = request.headers.get("X-Twilio-Signature", "")
         base = self.config.public_url or f"ws://{request.headers.get('Host', '')}"
-        for url in signed_urls(base, request.path):
-            if hmac.compare_digest(signature(token, url), given):
-                return None
-        return HTTPStatus.FORBIDDEN, "X-Twilio-Signature does not match"
+        expected = [signature(token, url) for url in signed_urls(base, request.path)]
+        if any(secret_matches(given, e) for e in expected):
+            return None
+        return Refusal(HTTPStatus.FORBIDDEN, "forbidden", "X-Twilio-Signature does not match")
 
     async def handle(self, ws: ServerConnection) -> None:
         stream = TwilioStream()
@@ -260,7 +264,9 @@ class TwilioAdapter(Adapter):
                             )
                         except CallInUse:
                             raise Refusal(
-                                POLICY, "call_in_use", f"call {out.call_id} is already streaming"
+                                WsClose.POLICY,
+                                "call_in_use",
+                                f"call {out.call_id} is already streaming",
                             ) from None
                     elif out is not None and call is not None:
                         await call.feed_pcm(out)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
@@ -39,7 +39,15 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall, Refusal, refused
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall
+from gateway.ingest import (
+    Refusal,
+    id_problem,
+    party,
+    presented_secrets,
+    refused,
+    secret_matches,
+)
 from gateway.tracks import TrackAligner
 from pipeline.runtime import metrics
 from pipeline.types import PCM, CallInfo, Encoding
@@ -47,10 +55,11 @@ from pipeline.types import PCM, CallInfo, Encoding
 log = logging.getLogger(__name__)
 
 PROTOCOL = "webrtc"
+BAD, UNAUTHORIZED, CONFLICT = HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED, HTTPStatus.CONFLICT
+TOO_LARGE, UNSUPPORTED = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 RATE = 48000  # Opus, as aiortc decodes it
 LAYOUTS = {"tracks": 2, "stereo": 1, "agent": 1, "customer": 1}
 MAX_OFFER = 64 * 1024
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,34 +72,36 @@ class Offer:
 
 def parse_offer(body: bytes) -> Offer:
     if len(body) > MAX_OFFER:
-        raise Refusal(413, "offer_too_large", "offer over 64 KiB")
+        raise Refusal(TOO_LARGE, "offer_too_large", "offer over 64 KiB")
     try:
         data = json.loads(body)
     except ValueError:
-        raise Refusal(400, "bad_json", "body is not JSON") from None
+        raise Refusal(BAD, "bad_json", "body is not JSON") from None
     if not isinstance(data, dict) or data.get("type") != "offer":
-        raise Refusal(400, "bad_offer", 'body must be {"type": "offer", "sdp": ...}')
+        raise Refusal(BAD, "bad_offer", 'body must be {"type": "offer", "sdp": ...}')
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise Refusal(400, "bad_offer", "sdp must be an SDP offer")
+        raise Refusal(BAD, "bad_offer", "sdp must be an SDP offer")
     call_id = data.get("call_id") or f"webrtc-{uuid.uuid4().hex[:12]}"
-    if not isinstance(call_id, str) or not _ID.match(call_id):
-        raise Refusal(400, "bad_offer", "call_id must be 1-128 of A-Z a-z 0-9 . _ : -")
     agent_id = data.get("agent_id", "")
-    if not isinstance(agent_id, str) or len(agent_id) > 128:
-        raise Refusal(400, "bad_offer", "agent_id must be a string")
+    if (problem := id_problem(call_id, agent_id, ("call_id", "agent_id"))) is not None:
+        raise Refusal(BAD, "bad_offer", problem)
     layout = data.get("layout", "tracks")
     if layout not in LAYOUTS:
-        raise Refusal(400, "bad_offer", f"layout must be one of {', '.join(LAYOUTS)}")
+        raise Refusal(BAD, "bad_offer", f"layout must be one of {', '.join(LAYOUTS)}")
     audio = sdp.count("\nm=audio ")
     if audio != LAYOUTS[layout]:
         raise Refusal(
-            415,
+            UNSUPPORTED,
             "wrong_tracks",
             f"layout {layout} needs {LAYOUTS[layout]} audio track(s), the offer has {audio}",
         )
     if "opus/48000" not in sdp.lower():
-        raise Refusal(415, "unsupported_codec", "the offer has no Opus; only Opus is accepted")
+        raise Refusal(
+            UNSUPPORTED,
+            "unsupported_codec",
+            "the offer has no Opus; only Opus is accepted",
+        )
     return Offer(sdp, call_id, agent_id, layout)
 
 
@@ -179,17 +190,16 @@ class WebRtcServer:
     def _authorized(self, request: web.Request) -> bool:
         if not self.token:
             return True
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        given = given or request.query.get("token", "")
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        given = presented_secrets(request.path_qs, request.headers)
+        return secret_matches(given, self.token)
 
     async def _offer(self, request: web.Request) -> web.StreamResponse:
         try:
             if not self._authorized(request):
-                raise Refusal(401, "unauthorized", "a valid token is required")
+                raise Refusal(UNAUTHORIZED, "unauthorized", "a valid token is required")
             offer = parse_offer(await request.read())
             if self.hub.in_use(offer.call_id) or offer.call_id in self._peers:
-                raise Refusal(409, "call_in_use", f"call {offer.call_id} is already streaming")
+                raise Refusal(CONFLICT, "call_in_use", f"call {offer.call_id} is already streaming")
             answer = await self._answer(offer)
         except Refusal as err:
             refused(PROTOCOL, err.kind, err.reason, request.remote)
@@ -209,7 +219,8 @@ class WebRtcServer:
 
     async def _answer(self, offer: Offer) -> str:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        parties = {"customer": (0,), "agent": (1,)}.get(offer.layout, (0, 1))
+        one = party(offer.layout)  # a one-party layout: that party's track only
+        parties = (0, 1) if one is None else (one.value,)
         peer = _Peer(pc, offer, TrackAligner(RATE, hold_s=0.5, tracks=parties))
 
         @pc.on("track")
@@ -233,7 +244,7 @@ class WebRtcServer:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
             await pc.close()
-            raise Refusal(400, "bad_sdp", f"the offer could not be answered: {exc}") from None
+            raise Refusal(BAD, "bad_sdp", f"the offer could not be answered: {exc}") from None
         self._peers[offer.call_id] = peer
         peer.task = asyncio.create_task(self._run(peer))
         sdp = pc.localDescription.sdp
@@ -270,7 +281,7 @@ class WebRtcServer:
         """One track's frames, placed by their RTP time (a lost packet leaves a gap of silence)."""
         layout = peer.offer.layout
         channels = (
-            [0, 1] if layout == "stereo" else [{"customer": 0, "agent": 1}.get(layout, index)]
+            [0, 1] if layout == "stereo" else [one.value if (one := party(layout)) else index]
         )
         origin: int | None = None  # the call position of pts 0
         while True:

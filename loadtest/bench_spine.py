@@ -32,8 +32,9 @@ import jiwer
 import numpy as np
 
 from agent_assist.replay import replay
-from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+from pipeline.speech.asr import AsrConfig, PassKind
 from pipeline.speech.audio import Resampler
+from pipeline.speech.whisper import WhisperEngine
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")

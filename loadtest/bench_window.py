@@ -25,8 +25,9 @@ import jiwer
 import numpy as np
 
 from loadtest import bench_spine
-from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+from pipeline.speech.asr import AsrConfig, PassKind
 from pipeline.speech.audio import Resampler
+from pipeline.speech.whisper import WhisperEngine
 from pipeline.types import PIPELINE_RATE, Samples
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,28 +48,27 @@ class _ChannelPipe:
         return events
 
 
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """What every call of a process shares: the speech service (a local owner or workers), the
+    stages' configs, and the mood and assist services (None: that stage is off)."""
+
+    asr: AsrService
+    vad: VadConfig = field(default_factory=VadConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    mood: MoodServices | None = None
+    assist: AssistServices | None = None
+
+
 class CallSession:
     """Use as `async with CallSession(...) as s: await s.feed(payload) ...; await s.finish()`."""
 
-    def __init__(
-        self,
-        info: CallInfo,
-        owner: AsrService,
-        sink: Sink,
-        vad: VadConfig | None = None,
-        stream: StreamConfig | None = None,
-        mood: MoodServices | None = None,
-        assist: AssistServices | None = None,
-    ) -> None:
+    def __init__(self, info: CallInfo, stages: Stages, sink: Sink) -> None:
         self.info = info
-        self._mood_services = mood
-        self._assist_services = assist
+        self.stages = stages
         self.mood: CallMood | None = None
         self.assist: CallAssist | None = None
-        self._owner = owner
         self._sink = sink
-        self._vad = vad or VadConfig()
-        self._stream_config = stream or StreamConfig()
         self._tasks = asyncio.TaskGroup()
         self._pipes: list[_ChannelPipe] = []
         self._seq = 0
@@ -79,22 +78,21 @@ class CallSession:
 
     async def __aenter__(self) -> CallSession:
         await self._tasks.__aenter__()
-        if self._mood_services is not None:
-            self.mood = CallMood(self.info.call_id, self._mood_services, self._emit, self._tasks)
-        if self._assist_services is not None:
-            self.assist = CallAssist(
-                self.info.call_id, self._assist_services, self._emit, self._tasks
-            )
+        stages, call_id = self.stages, self.info.call_id
+        if stages.mood is not None:
+            self.mood = CallMood(call_id, stages.mood, self._emit, self._tasks)
+        if stages.assist is not None:
+            self.assist = CallAssist(call_id, stages.assist, self._emit, self._tasks)
         self._pipes = [
             _ChannelPipe(
                 self.info,
                 channel,
-                self._vad,
+                stages.vad,
                 ChannelStream(
-                    self.info.call_id,
+                    call_id,
                     channel,
-                    self._owner,
-                    self._stream_config,
+                    stages.asr,
+                    stages.stream,
                     self._emit,
                     self._tasks,
                     self.mood.final if self.mood is not None else None,

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.render import AGENT_VOICES, CUSTOMER_VOICES, RATE, speak  # noqa: E402
-from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine  # noqa: E402
+from pipeline.speech.asr import AsrConfig, PassKind  # noqa: E402
 from pipeline.speech.audio import MULAW_TO_PCM16, Resampler, encode_mulaw  # noqa: E402
+from pipeline.speech.whisper import WhisperEngine  # noqa: E402
 
 DATA = ROOT / "data" / "sentiment" / "utterances.tsv"
 OUT = {

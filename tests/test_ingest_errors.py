@@ -38,6 +38,7 @@ from loadtest.clients import (
 from loadtest.protocols import wait_ended
 from pipeline.bus.redis_bus import call_state
 from pipeline.runtime import metrics
+from pipeline.session import Stages
 from pipeline.types import Channel
 from tests.conftest import script_lines
 
@@ -66,7 +67,7 @@ async def gw(service) -> AsyncIterator[Gateway]:
         webrtc_port=0,
         webrtc_token=WEBRTC_TOKEN,
     )
-    gateway = Gateway(config, service.owner, service.bus, s.vad(), s.stream())
+    gateway = Gateway(config, service.bus, Stages(service.owner, s.vad(), s.stream()))
     await gateway.start()
     yield gateway
     await gateway.stop()

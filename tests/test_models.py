@@ -63,8 +63,9 @@ def test_tiny_en_transcribes_offline(tmp_path):
 
     from agent_assist.cli import sample_call
     from agent_assist.replay import read_wav
-    from pipeline.speech.asr import AsrConfig, PassKind, WhisperEngine
+    from pipeline.speech.asr import AsrConfig, PassKind
     from pipeline.speech.audio import Resampler, decode_interleaved
+    from pipeline.speech.whisper import WhisperEngine
     from pipeline.types import Encoding
     from tests.conftest import timeline, wer
 

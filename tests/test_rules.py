@@ -24,7 +24,7 @@ from pipeline.types import (
     SentimentEvent,
     SignalEvent,
     TranscriptEvent,
-)  # fmt: skip
+)
 
 
 def final(text, utterance=1, start=0.0, end=2.0, channel="customer"):

@@ -4,6 +4,12 @@ from pathlib import Path
 import pytest
 
 from agent_assist import settings as s
+from gateway.calls import GatewayConfig
+from pipeline.bus.jobs import JobsConfig
+from pipeline.bus.redis_bus import BusConfig
+from pipeline.speech.asr import AsrConfig, Scheduler
+from pipeline.speech.stream import StreamConfig
+from pipeline.speech.vad import VadConfig
 
 
 def parse(argv):
@@ -46,3 +52,22 @@ def test_sub_configs_carry_the_settings():
 def test_readme_settings_table_is_current():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert s.markdown_table() in readme, "regenerate with: agent-assist settings --markdown"
+
+
+def test_choices_are_checked_once_naming_the_flag_and_the_allowed_values():
+    with pytest.raises(SystemExit, match=r"AGENT_ASSIST_SCHEDULER.*'fifo'.*batched, baseline"):
+        s.load(None, {"AGENT_ASSIST_SCHEDULER": "fifo"})
+    with pytest.raises(ValueError, match=r"--role / AGENT_ASSIST_ROLE: 'both' is not one of all"):
+        s.Settings(role="both")  # type: ignore[arg-type]
+    with pytest.raises(SystemExit):  # argparse lists the choices
+        parse(["--device", "tpu"])
+    got = s.load(parse(["--scheduler", "baseline"]), {"AGENT_ASSIST_LOG_LEVEL": "debug"})
+    assert got.asr().scheduler is Scheduler.BASELINE and got.log_level == "DEBUG"
+
+
+def test_component_defaults_are_the_components_own():
+    got = s.Settings()
+    assert got.vad() == VadConfig() and got.bus() == BusConfig() and got.jobs() == JobsConfig()
+    assert got.asr() == AsrConfig()
+    assert got.stream() == StreamConfig()
+    assert got.gateway() == GatewayConfig(audiosocket_port=9092, webrtc_port=8082)

@@ -13,7 +13,7 @@ from pipeline.types import (
     TalkStatsEvent,
     TranscriptEvent,
     to_json,
-)  # fmt: skip
+)
 
 NOW = 1_000_000.0
 AT = {"call_id": "c", "channel": Channel.CUSTOMER, "start": 0.0, "end": 1.0}

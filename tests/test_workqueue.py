@@ -20,16 +20,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from agent_assist.embedded_redis import EmbeddedRedis
-from pipeline.bus.jobs import (
-    JobClient,
-    JobFailed,
-    JobsConfig,
-    RemoteAsr,
-    StreamWorker,
-    pcm16,
-    samples,
-)
+from pipeline.bus.jobs import JobClient, JobFailed, JobsConfig, pcm16, samples
 from pipeline.bus.redis_bus import connect
+from pipeline.bus.remote import RemoteAsr
+from pipeline.bus.worker import StreamWorker
 from pipeline.runtime import metrics
 from pipeline.speech.asr import AsrConfig, AsrResult, ModelOwner, PassKind
 from pipeline.types import Word

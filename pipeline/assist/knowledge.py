@@ -1,6 +1,6 @@
 """Knowledge suggestions for the agent: a small FAQ matched to what the customer just said.
 
-A knowledge base is a YAML file (`pipeline/knowledge.yaml` is the shipped example; point
+A knowledge base is a YAML file (`pipeline/assist/knowledge.yaml` is the shipped example; point
 `--knowledge-file` at your own): entries with an `id`, a `title`, the `answer` the agent can use,
 and `questions`, ways a customer might raise it. A customer's final transcript is embedded with
 the sentence encoder and compared with every question; each entry scores its best question, and

@@ -39,7 +39,7 @@ from pipeline.types import (
     SentimentEvent,
     SignalEvent,
     TranscriptEvent,
-)  # fmt: skip
+)
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 Similarity = Callable[[str, Sequence[str]], list[float]]  # text, examples -> cosine each

@@ -21,7 +21,7 @@ With the default prefix `aa`:
 | `aa:wallboard:state`           | string  | the latest summary, for late joiners |
 | `aa:record:{call_id}`          | string  | post-call record (JSON), kept `record_ttl_s` |
 | `aa:jobs:{kind}`               | stream  | model jobs (final, interim, sentiment) of gateways |
-| `aa:results:{gateway}`         | stream  | results of one gateway's jobs (`pipeline.workqueue`) |
+| `aa:results:{gateway}`         | stream  | results of one gateway's jobs (`pipeline.bus.jobs`)   |
 
 A call's live keys expire `call_ttl_s` after it ends; its post-call record (redacted transcript,
 every event, alerts, an extractive summary) is written when it ends and kept `record_ttl_s`. A
@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -50,6 +49,7 @@ from redis.retry import Retry
 
 from pipeline.assist import call_summary
 from pipeline.runtime import metrics
+from pipeline.runtime.retry import client_backoff
 from pipeline.types import (
     AlertEvent,
     CallEnded,
@@ -62,7 +62,7 @@ from pipeline.types import (
     from_json,
     parse_event,
     to_json,
-)  # fmt: skip
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def connect(url: str, decode: bool = True) -> Redis:
     return Redis.from_url(
         url,
         decode_responses=decode,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        retry=Retry(client_backoff(), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=2.0,
         socket_timeout=5.0,

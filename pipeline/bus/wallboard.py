@@ -1,8 +1,10 @@
 """The supervisor wall board's state: one tile per live call, sorted by who needs help first.
 
-`tile` turns a call's stored state (its Redis hash and mood trend) into a tile; `board` sorts the
-tiles and adds the aggregates. Plain functions over plain data: the panel server reads the state
-from Redis (so every gateway's calls appear, whichever process runs them) and publishes the result.
+`tile` turns a call's stored state (its Redis hash, whose newest events it parses back into their
+classes, and its mood trend) into a tile; `board` sorts the tiles and adds the aggregates. Tiles
+and the board are the wall board's JSON form, what the page reads: a wire boundary, so plain
+dicts. The panel server reads the state from Redis (so every gateway's calls appear, whichever
+process runs them) and publishes the result.
 
 Need for help, highest first:
     max(frustration score, -rolling customer sentiment)
@@ -26,7 +28,7 @@ from pipeline.types import (
     SentimentEvent,
     TalkStatsEvent,
     event_from_json,
-)  # fmt: skip
+)
 
 E = TypeVar("E", bound=Event)
 

@@ -15,6 +15,7 @@ The synchronous cores (`RollingSentiment`, `ArousalTracker`, `ConversationTracke
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -269,14 +270,8 @@ class CallMood:
                 channel=Channel.CUSTOMER,
                 start=event.start if event is not None else update.at,
                 end=update.at,
-                score=update.score,
-                level=update.level,
-                active=update.active,
-                onset=update.onset,
-                components=update.components,
-                reasons=update.reasons,
-                trigger=update.trigger,
                 utterance=event.utterance if event is not None else None,
+                **update.fields(),
             )
         )
 
@@ -289,12 +284,7 @@ class _Envelope:
     end: float
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "channel": self.channel,
-            "start": self.start,
-            "end": self.end,
-        }
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def _or_none(outcome: T | BaseException, stage: str, call_id: str) -> T | None:

@@ -35,9 +35,11 @@ kind's contribution with the turns, phrases and signals behind it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.mood.sentiment import Sentiment
 from pipeline.types import FrustrationReason
@@ -126,6 +128,10 @@ class FrustrationUpdate:
     components: dict[str, float]
     reasons: tuple[FrustrationReason, ...]
     trigger: str  # what caused this update: turn | talkover | dead_air
+
+    def fields(self) -> dict[str, Any]:
+        """What a `FrustrationEvent` says of it (the event's envelope carries the time)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "at"}
 
 
 @dataclass

