@@ -136,8 +136,11 @@ class PanelServer:
 
     # --- HTTP ----------------------------------------------------------------------------------
     def _authorized(self, request: Request) -> bool:
-        given = _token(request.headers, request.path)
-        return given is not None and hmac.compare_digest(given, self.token)
+        try:
+            given = _token(request.headers, request.path)
+        except LookupError:  # a repeated Authorization or Cookie header: no credential
+            return False
+        return given is not None and _same(given, self.token)
 
     async def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -150,7 +153,7 @@ class PanelServer:
             return None  # the feed checks the token and closes with 4401
         query = parse_qs(url.query)
         if "token" in query and _page(path) is not None:
-            if not hmac.compare_digest(query["token"][0], self.token):
+            if not _same(query["token"][0], self.token):
                 return self._refuse(conn, "bad_token")
             cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
             return _response(
@@ -236,6 +239,11 @@ class PanelServer:
             metrics.PANEL_CLIENTS.labels(kind).dec()
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _same(given: str, token: str) -> bool:
+    """A constant-time comparison that takes any text (`compare_digest` refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _page(path: str) -> str | None:

@@ -22,7 +22,6 @@ are HTTP 401; after it a close with an RFC 6455 code and a reason (1003 wrong ra
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from gateway.ingest import (
     agent_id_of,
     call_order,
     id_problem,
+    load_json,
     presented_secrets,
     secret_matches,
 )
@@ -73,7 +73,7 @@ def parse_fork(query: str, metadata: str | None) -> ForkStart:
     meta: dict[str, Any] = {}
     if metadata:
         try:
-            loaded = json.loads(metadata)
+            loaded = load_json(metadata)
         except ValueError:
             loaded = None  # free text is allowed: it is whatever the dialplan passed
         if isinstance(loaded, dict):

@@ -7,7 +7,8 @@
   native protocol's own 44xx), `HTTPStatus` for HTTP (the WebRTC offer, every WebSocket
   handshake), and AudioSocket's single hang-up frame.
 - `valid_call_id`, `agent_id_of`, `id_problem`: call and agent ids, under the names the platforms
-  give them, bounded before they become Redis keys.
+  give them, bounded before they become Redis keys (no `:`, the keys' separator, no newline).
+- `load_json`: a client's JSON, its nesting bounded (a deep one is malformed, not a crash).
 - `party`, `call_order`: the parties (customer, agent) under the names the platforms give them.
 - `presented_secrets`, `secret_matches`: the credentials a client presents, compared in
   constant time.
@@ -22,6 +23,7 @@ import binascii
 import contextlib
 import enum
 import hmac
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -39,7 +41,7 @@ from pipeline.types import Channel
 log = logging.getLogger(__name__)
 
 MAX_ID = 128
-_CALL_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_ID}}}$")
+_CALL_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_ID}}}")
 AGENT_ID_NAMES = ("agent_id", "agentId", "agent")
 
 
@@ -81,7 +83,15 @@ def refused(protocol: str, kind: str, reason: str, peer: Any, call_id: str | Non
 
 
 def valid_call_id(value: object) -> bool:
-    return isinstance(value, str) and _CALL_ID.match(value) is not None
+    return isinstance(value, str) and _CALL_ID.fullmatch(value) is not None
+
+
+def load_json(text: str | bytes) -> Any:
+    """A client's JSON; `ValueError` for malformed JSON, nesting too deep included."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def agent_id_of(*sources: Mapping[str, Any]) -> str:
@@ -101,7 +111,7 @@ def id_problem(
     """What is wrong with a call's ids (they become Redis keys and panel addresses), or None;
     `names`: the two ids as the protocol names them."""
     if not valid_call_id(call_id):
-        return f"{names[0]} must be 1-{MAX_ID} of A-Z a-z 0-9 . _ : -"
+        return f"{names[0]} must be 1-{MAX_ID} of A-Z a-z 0-9 . _ -"
     if not isinstance(agent_id, str) or len(agent_id) > MAX_ID:
         return f"{names[1]} must be a string of at most {MAX_ID} characters"
     return None

@@ -26,7 +26,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.ingest import Adapter, Refusal, WsClose, call_order, id_problem
+from gateway.ingest import Adapter, Refusal, WsClose, call_order, id_problem, load_json
 from pipeline.types import CallInfo, Encoding, Event, to_json
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def error_message(err: Refusal) -> dict[str, Any]:
 def parse_control(message: str) -> dict[str, Any]:
     """A text frame as a JSON object with a string `type`."""
     try:
-        data = json.loads(message)
+        data = load_json(message)
     except ValueError:
         raise Refusal(WsClose.BAD_MESSAGE, "bad_json", "text frame is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):

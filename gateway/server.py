@@ -32,7 +32,7 @@ from gateway.audiofork import SUBPROTOCOL, AudioForkAdapter
 from gateway.audiohook import AudioHookAdapter
 from gateway.audiosocket import AudioSocketServer
 from gateway.calls import CallHub, GatewayConfig
-from gateway.ingest import Adapter, WsClose, refused
+from gateway.ingest import Adapter, Refusal, WsClose, refused
 from gateway.native import NativeAdapter
 from gateway.twilio import TwilioAdapter
 from gateway.webrtc import WebRtcServer
@@ -120,7 +120,11 @@ class Gateway:
         path = request.path.split("?", 1)[0]
         adapter = self.adapters.get(path)
         if adapter is not None:
-            refusal = adapter.check(request)
+            try:
+                refusal = adapter.check(request)
+            except (LookupError, ValueError) as exc:  # a repeated or undecodable header
+                reason = f"malformed request headers: {type(exc).__name__}"
+                refusal = Refusal(HTTPStatus.BAD_REQUEST, "bad_request", reason)
             if refusal is None:
                 return None
             refused(adapter.protocol, refusal.kind, refusal.reason, connection.remote_address)

@@ -5,6 +5,10 @@ each leg on its own connection. `TrackAligner` places every chunk at its positio
 the track's previous chunk), holds a hole open for packets that arrive late and out of order, and
 once the other side is `hold_s` ahead treats the hole as lost audio: silence, counted. A track
 that is absent or has ended is silence without holding anything up.
+
+Positions come from the client (Twilio's timestamps, WebRTC's RTP time), so they are bounded
+before they size anything: a chunk placed more than `max_ahead_s` past what was already emitted
+is a `TrackJump`, for the adapter to refuse or to re-anchor, never a buffer of silence up to it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,23 @@ import numpy as np
 from pipeline.types import PCM
 
 
+class TrackJump(ValueError):
+    """A chunk placed too far ahead of the call (a client-supplied time that would size memory)."""
+
+
 class TrackAligner:
     def __init__(
-        self, rate: int, hold_s: float = 0.4, channels: int = 2, tracks: Iterable[int] | None = None
+        self,
+        rate: int,
+        hold_s: float = 0.4,
+        channels: int = 2,
+        tracks: Iterable[int] | None = None,
+        max_ahead_s: float = 10.0,
     ) -> None:
         """`tracks`: the channels expected to send (default all); others are silence."""
         self.rate = rate
         self.hold = int(hold_s * rate)
+        self.max_ahead = int(max_ahead_s * rate)
         self.channels = channels
         self._data = np.zeros((0, channels), dtype=np.int16)
         self._filled = np.zeros((0, channels), dtype=bool)
@@ -38,6 +52,9 @@ class TrackAligner:
         if start is None:
             start = self._next[channel]
         end = start + len(pcm)
+        if end - self.base > self.max_ahead:
+            ahead, most = (end - self.base) / self.rate, self.max_ahead / self.rate
+            raise TrackJump(f"audio placed {ahead:.0f} s ahead of the call (at most {most:.0f} s)")
         self._next[channel] = max(self._next[channel], end)
         self._live[channel] = True
         if end <= self.base:

@@ -22,7 +22,6 @@ import binascii
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -41,11 +40,12 @@ from gateway.ingest import (
     WsClose,
     agent_id_of,
     id_problem,
+    load_json,
     party,
     secret_matches,
     valid_call_id,
 )
-from gateway.tracks import TrackAligner
+from gateway.tracks import TrackAligner, TrackJump
 from pipeline.runtime import metrics
 from pipeline.speech.audio import MULAW_TO_PCM16
 from pipeline.types import PCM, CallInfo, Encoding
@@ -94,7 +94,7 @@ class TwilioStream:
         if len(message) > MAX_MESSAGE:
             raise Refusal(WsClose.TOO_BIG, "message_too_large", "message over 64 KiB")
         try:
-            data = json.loads(message)
+            data = load_json(message)
         except ValueError:
             raise Refusal(WsClose.INVALID, "bad_json", "message is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
@@ -170,7 +170,10 @@ class TwilioStream:
         if stamp is not None and stamp < 0:
             raise Refusal(WsClose.INVALID, "bad_media", "negative timestamp")
         start = None if stamp is None else stamp * RATE // 1000
-        self.aligner.put(track.value, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
+        try:
+            self.aligner.put(track.value, MULAW_TO_PCM16[np.frombuffer(audio, np.uint8)], start)
+        except TrackJump as exc:
+            raise Refusal(WsClose.INVALID, "bad_timestamp", f"media.timestamp: {exc}") from None
 
 
 def parse_start(data: dict[str, Any]) -> StreamStart:
@@ -189,7 +192,7 @@ def parse_start(data: dict[str, Any]) -> StreamStart:
         )
     call_sid = start.get("callSid") or data.get("streamSid") or start.get("streamSid")
     if not isinstance(call_sid, str) or not valid_call_id(call_sid):
-        raise Refusal(WsClose.INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ : -")
+        raise Refusal(WsClose.INVALID, "bad_start", "start needs a callSid of A-Z a-z 0-9 . _ -")
     tracks = start.get("tracks", ["inbound"])
     parties = [party(t) for t in tracks] if isinstance(tracks, list) else []
     if not parties or None in parties:

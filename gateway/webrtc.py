@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import uuid
@@ -43,12 +42,13 @@ from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall
 from gateway.ingest import (
     Refusal,
     id_problem,
+    load_json,
     party,
     presented_secrets,
     refused,
     secret_matches,
 )
-from gateway.tracks import TrackAligner
+from gateway.tracks import TrackAligner, TrackJump
 from pipeline.runtime import metrics
 from pipeline.types import PCM, CallInfo, Encoding
 
@@ -74,7 +74,7 @@ def parse_offer(body: bytes) -> Offer:
     if len(body) > MAX_OFFER:
         raise Refusal(TOO_LARGE, "offer_too_large", "offer over 64 KiB")
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except ValueError:
         raise Refusal(BAD, "bad_json", "body is not JSON") from None
     if not isinstance(data, dict) or data.get("type") != "offer":
@@ -210,7 +210,7 @@ class WebRtcServer:
         if not self._authorized(request):
             return web.json_response({"error": "unauthorized"}, status=401)
         with contextlib.suppress(ValueError, AttributeError):
-            peer = self._peers.get(json.loads(await request.read()).get("call_id"))
+            peer = self._peers.get(load_json(await request.read()).get("call_id"))
             if peer is not None:
                 peer.hung_up = True
                 peer.ended.set()
@@ -297,12 +297,22 @@ class WebRtcServer:
             pts = int(frame.pts or 0)
             if origin is None:
                 origin = max(peer.aligner.join(c) for c in channels) - pts
-            for i, c in enumerate(channels):
-                column = pcm[:, min(i, pcm.shape[1] - 1)] if layout == "stereo" else pcm[:, 0]
-                peer.aligner.put(c, column.copy(), origin + pts)
+            try:
+                _place(peer, channels, pcm, origin + pts)
+            except TrackJump:  # RTP time jumped (the sender's clock, or a hostile peer)
+                refused(PROTOCOL, "rtp_jump", "RTP time jumped ahead", None, call.info.call_id)
+                origin = max(peer.aligner.join(c) for c in channels) - pts  # go on from here
+                _place(peer, channels, pcm, origin + pts)
             ready = peer.aligner.pop()
             if len(ready):
                 await call.feed_pcm(ready)
+
+
+def _place(peer: _Peer, channels: list[int], pcm: PCM, at: int) -> None:
+    """One frame's audio at `at` on the call's clock, into each of its channels."""
+    for i, c in enumerate(channels):
+        column = pcm[:, min(i, pcm.shape[1] - 1)] if peer.offer.layout == "stereo" else pcm[:, 0]
+        peer.aligner.put(c, column.copy(), at)
 
 
 def _frame_pcm(frame: Any) -> PCM:

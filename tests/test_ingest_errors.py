@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import struct
+import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,8 +119,8 @@ def twilio_start(call_sid: str, **changes: Any) -> list[str]:
     return [json.dumps(m) for m in out]
 
 
-def twilio_media(payload: str, seq: int = 3) -> str:
-    media = {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": payload}
+def twilio_media(payload: str, seq: int = 3, timestamp: int = 0) -> str:
+    media = {"track": "inbound", "chunk": "1", "timestamp": str(timestamp), "payload": payload}
     return json.dumps({"event": "media", "sequenceNumber": str(seq), "media": media})
 
 
@@ -150,6 +153,26 @@ TWILIO_CASES = [
         1007,
         "unknown_event",
     ),
+    # hostile input: client-supplied times, nesting and ids never size memory or a key
+    (
+        "timestamp 10 minutes ahead",
+        lambda sid: [*twilio_start(sid), twilio_media(SILENT_20MS, timestamp=600_000)],
+        1007,
+        "bad_timestamp",
+    ),
+    (
+        "timestamp 2**50",
+        lambda sid: [*twilio_start(sid), twilio_media(SILENT_20MS, timestamp=2**50)],
+        1007,
+        "bad_timestamp",
+    ),
+    ("JSON nested 30,000 deep", lambda sid: ["[" * 30000 + "]" * 30000], 1007, "bad_json"),
+    (
+        "call sid with a colon",
+        lambda sid: twilio_start(sid, callSid="CA:events"),
+        1007,
+        "bad_start",
+    ),
 ]
 
 
@@ -166,6 +189,49 @@ async def test_twilio_bad_input(gw, good_call, name, messages, code, kind):
     )
     assert got[0] == code, (name, got)
     assert counted("twilio", kind) == before + 1
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def test_a_time_far_ahead_costs_no_memory_and_little_cpu(gw, good_call):
+    """One media message stamped 10 minutes (or 2**50 ms) ahead used to fill the gap with
+    silence: 20 CPU-seconds and gigabytes. Now it is refused before it sizes anything."""
+    for stamp in (600_000, 2**50, 10**18):
+        sid = "CA" + uuid.uuid4().hex
+        messages = [*twilio_start(sid), twilio_media(SILENT_20MS, timestamp=stamp)]
+        rss, cpu = rss_mb(), time.thread_time()  # the event loop's thread runs the gateway
+        got = await closed_with(
+            gw.url_for("/twilio"), messages, additional_headers=twilio_headers(gw)
+        )
+        assert got[0] == 1007 and "ahead of the call" in got[1], got
+        assert time.thread_time() - cpu < 1.0
+        assert rss_mb() - rss < 50
+
+
+async def raw_status(port: int, path: str, headers: list[tuple[str, str]]) -> int:
+    """The HTTP status a hand-written handshake gets (clients will not repeat a header)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+               ("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode())]  # fmt: skip
+    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers + upgrade)]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    status = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    return int(status.split()[1])
+
+
+async def test_repeated_handshake_headers_get_a_400_not_a_500(gw, good_call):
+    hosts = [("Host", "a.example"), ("Host", "b.example")]
+    assert await raw_status(gw.port, "/twilio", hosts) == 400
+    session = str(uuid.uuid4())
+    twice = [("Audiohook-Session-Id", session)] * 2
+    audiohook = [("Host", "a.example"), *twice, ("Audiohook-Organization-Id", session)]
+    assert await raw_status(gw.port, "/audiohook", audiohook) == 400
 
 
 async def test_twilio_wrong_signature_is_refused_before_the_upgrade(gw, good_call):
@@ -259,6 +325,7 @@ def wrong_id(client):
 AUDIOHOOK_CASES = [
     # (name, open first?, what to send, metric kind)
     ("not JSON", True, lambda c: "{oops", "bad_json"),
+    ("JSON nested 30,000 deep", True, lambda c: "[" * 30000 + "]" * 30000, "bad_json"),
     ("seq not +1", True, bad_seq, "bad_sequence"),
     ("wrong session id", True, wrong_id, "bad_sequence"),
     ("unknown type", True, lambda c: envelope(c, "dance"), "unknown_message"),
@@ -372,6 +439,7 @@ def fork_headers(token: str = FORK_TOKEN) -> dict[str, str]:
 FORK_CASES = [
     ("wrong rate", ['{"callId": "f1", "sampleRate": 44100}'], 1003, "unsupported_rate"),
     ("bad call id", ['{"callId": "a b/c"}'], 1007, "bad_metadata"),
+    ("call id with a colon", ['{"callId": "victim:transcript"}'], 1007, "bad_metadata"),
     ("not whole frames", ['{"callId": "f2"}', b"\x00\x01\x02"], 1007, "partial_frame"),
     ("oversized frame", ['{"callId": "f3"}', bytes(65536 + 4)], 1009, "frame_too_large"),
 ]
@@ -526,6 +594,7 @@ def post(url: str, body: bytes, token: str | None = WEBRTC_TOKEN) -> tuple[int, 
 WEBRTC_CASES = [
     ("no token", offer(), None, 401, "unauthorized"),
     ("not JSON", b"{sdp", WEBRTC_TOKEN, 400, "bad_json"),
+    ("JSON nested 30,000 deep", b"[" * 30000 + b"]" * 30000, WEBRTC_TOKEN, 400, "bad_json"),
     ("not an offer", json.dumps({"type": "answer"}).encode(), WEBRTC_TOKEN, 400, "bad_offer"),
     (
         "no Opus",

@@ -90,3 +90,9 @@ async def test_a_feed_starts_with_a_snapshot(panels):
     async with connect(f"{ws_base}/ws/wallboard", additional_headers=headers) as ws:
         snapshot = json.loads(await ws.recv())
     assert snapshot["type"] == "snapshot" and snapshot["board"]["type"] == "wallboard"
+
+
+async def test_a_token_of_any_text_is_refused_not_a_crash(panels):
+    for path in ("/api/calls", "/wallboard"):
+        assert (await get(f"{panels.base}{path}?token=%C3%BC%E2%82%AC"))[0] == 401, path
+    assert (await get(f"{panels.base}/api/calls", Authorization="Bearer \u00fc"))[0] == 401

@@ -1,8 +1,9 @@
 """Two tracks that arrive apart, aligned by position: order, holes, late and missing tracks."""
 
 import numpy as np
+import pytest
 
-from gateway.tracks import TrackAligner
+from gateway.tracks import TrackAligner, TrackJump
 
 
 def tone(n: int, value: int) -> np.ndarray:
@@ -98,3 +99,14 @@ def test_flush_emits_everything():
     a.put(1, tone(50, 1), 0)
     assert len(a.pop()) == 50
     assert len(a.flush()) == 50
+
+
+def test_a_chunk_placed_far_ahead_is_refused_before_it_sizes_anything():
+    a = TrackAligner(8000, max_ahead_s=10.0)
+    a.put(0, tone(160, 1), start=0)
+    a.put(1, tone(160, 2), start=8000 * 9)  # 9 s ahead: a gap, held open, then silence
+    with pytest.raises(TrackJump, match="ahead of the call"):
+        a.put(0, tone(160, 3), start=8000 * 600)  # 10 minutes: refused, nothing allocated
+    with pytest.raises(TrackJump):
+        a.put(0, tone(160, 3), start=2**50)
+    assert len(a.flush()) == 8000 * 9 + 160

@@ -21,6 +21,7 @@ from gateway.ingest import (
     Refusal,
     WsClose,
     call_order,
+    load_json,
     party,
 )
 from pipeline.speech.audio import MULAW_TO_PCM16
@@ -153,7 +154,7 @@ class AudioHookSession:
         if len(text) > MAX_TEXT:
             raise AudioHookError("message_too_large", "Client Error: text message over 64K")
         try:
-            msg = json.loads(text)
+            msg = load_json(text)
         except ValueError:
             raise AudioHookError("bad_json", "Client Error: text message not valid JSON") from None
         if not isinstance(msg, dict) or msg.get("version") != VERSION:
