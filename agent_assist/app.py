@@ -26,7 +26,7 @@ from pipeline.assist.call_assist import AssistServices
 from pipeline.assist.knowledge import load_knowledge
 from pipeline.assist.rules import load_rules
 from pipeline.bus.jobs import JobClient
-from pipeline.bus.redis_bus import RedisBus, connect
+from pipeline.bus.redis_bus import RedisBus, connect, masked
 from pipeline.bus.remote import RemoteAsr, RemoteSentiment
 from pipeline.mood.call_mood import MoodServices
 from pipeline.mood.sentiment import SentimentConfig, SentimentService
@@ -130,7 +130,7 @@ async def serve(settings: Settings, progress: Callable[[int, int], None] | None 
             service.url,
             settings.host,
             service.gateway.port if service.gateway else 0,
-            service.redis_url,
+            masked(service.redis_url),
         )
         gw = service.gateway
         if gw is not None:

@@ -20,6 +20,7 @@ from agent_assist.replay import Received, WavError, replay
 from agent_assist.worker import work
 from coach_ui.terminal import TerminalTranscript
 from pipeline.assist.yamlfile import ConfigError
+from pipeline.bus.redis_bus import masked
 from pipeline.runtime.models import ModelError, resolve_model
 
 log = logging.getLogger("agent_assist")
@@ -166,7 +167,8 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         assert service.gateway is not None
         print(f"  gateway   {service.url}")
         print(f"  metrics   http://{settings.host}:{service.gateway.port}/metrics")
-        print(f"  redis     {service.redis_url}  (subscribe to {settings.redis_prefix}:events)")
+        events = f"{settings.redis_prefix}:events"
+        print(f"  redis     {masked(service.redis_url)}  (subscribe to {events})")
         if service.gateway.webrtc is not None:
             print(f"  softphone {service.gateway.webrtc.url}/softphone  (call in from a browser)")
         if service.panels is not None:

@@ -2,7 +2,9 @@
 
 A field made with `of(Config, "name", help)` is one field of a component's config and takes its
 default from there; `own(default, help)` states its own. Its flag is `--field-name`, its
-variable `AGENT_ASSIST_FIELD_NAME` (plus `env`, a conventional name, where given). Enum and
+variable `AGENT_ASSIST_FIELD_NAME` (plus `env`, a conventional name, where given), and any of
+those variables with `_FILE` appended names a file that holds the value (a mounted secret, so
+that no secret needs a flag, which `ps` would show, or a variable). Enum and
 `Literal` fields are choices: argparse lists them, and `check_choices` refuses any other value
 with an error that names the flag, the variables and the allowed values.
 """
@@ -16,6 +18,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
@@ -107,17 +110,32 @@ def load(cls: type[T], args: argparse.Namespace | None, environ: Mapping[str, st
             values[f.name] = flag_value
             continue
         for env in env_names(f):
-            if env in environ:
+            raw = _from_environment(environ, env)
+            if raw is not None:
                 convert, choices = converter(hints[f.name])
                 try:  # a choice is checked with the others, by `check_choices`
-                    values[f.name] = environ[env] if choices else convert(environ[env])
+                    values[f.name] = raw if choices else convert(raw)
                 except ValueError as exc:
-                    raise SystemExit(f"{env}={environ[env]!r}: {exc}") from None
+                    raise SystemExit(f"{env}={raw!r}: {exc}") from None
                 break
     try:
         return cls(**values)
     except ValueError as exc:  # a choice not among the allowed ones
         raise SystemExit(str(exc)) from None
+
+
+def _from_environment(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable's value, or the content of the file its `_FILE` twin names (one line, its end
+    stripped); None when neither is set."""
+    if name in environ:
+        return environ[name]
+    path = environ.get(name + "_FILE")
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise SystemExit(f"{name}_FILE={path!r}: {exc.strerror or exc}") from None
 
 
 def markdown_table(cls: type[Any]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from prometheus_client import start_http_server
 
 from agent_assist.settings import Settings
-from pipeline.bus.redis_bus import connect
+from pipeline.bus.redis_bus import connect, masked
 from pipeline.bus.worker import StreamWorker
 from pipeline.mood.sentiment import SentimentOwner, load_owner
 from pipeline.speech.asr import ModelOwner
@@ -65,7 +65,7 @@ async def work(settings: Settings, progress: Callable[[int, int], None] | None =
             name,
             settings.host,
             server.server_port,
-            settings.redis_url,
+            masked(settings.redis_url),
         )
         await StreamWorker(redis, settings.jobs(), name, owner, sentiment).run(stop)
     log.info("worker stopped")

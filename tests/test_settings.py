@@ -6,7 +6,7 @@ import pytest
 from agent_assist import settings as s
 from gateway.calls import GatewayConfig
 from pipeline.bus.jobs import JobsConfig
-from pipeline.bus.redis_bus import BusConfig
+from pipeline.bus.redis_bus import BusConfig, masked
 from pipeline.speech.asr import AsrConfig, Scheduler
 from pipeline.speech.stream import StreamConfig
 from pipeline.speech.vad import VadConfig
@@ -71,3 +71,24 @@ def test_component_defaults_are_the_components_own():
     assert got.asr() == AsrConfig()
     assert got.stream() == StreamConfig()
     assert got.gateway() == GatewayConfig(audiosocket_port=9092, webrtc_port=8082)
+
+
+def test_a_secret_comes_from_a_file_never_needing_a_flag(tmp_path):
+    secret = tmp_path / "twilio"
+    secret.write_text("s3cret token\n")
+    env = {"AGENT_ASSIST_TWILIO_AUTH_TOKEN_FILE": str(secret), "REDIS_URL_FILE": str(secret)}
+    got = s.load(None, env)
+    assert got.twilio_auth_token == "s3cret token" and got.redis_url == "s3cret token"
+    env["AGENT_ASSIST_TWILIO_AUTH_TOKEN"] = "from the variable"  # the variable itself wins
+    assert s.load(None, env).twilio_auth_token == "from the variable"
+    with pytest.raises(SystemExit, match=r"AGENT_ASSIST_AUDIOFORK_TOKEN_FILE=.*No such file"):
+        s.load(None, {"AGENT_ASSIST_AUDIOFORK_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+def test_a_redis_password_is_masked_wherever_the_url_is_shown():
+    assert masked("redis://:pw@10.0.0.5:6380/2") == "redis://:***@10.0.0.5:6380/2"
+    assert (
+        masked("rediss://ingest:pw@redis.example:6379/0")
+        == "rediss://ingest:***@redis.example:6379/0"
+    )
+    assert masked("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

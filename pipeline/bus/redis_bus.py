@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -86,6 +87,15 @@ def connect(url: str, decode: bool = True) -> Redis:
         socket_timeout=5.0,
         health_check_interval=15,
     )
+
+
+def masked(url: str) -> str:
+    """A Redis URL fit for a log line or a screen: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 # The hash field that keeps the newest event of each kind (per channel where that matters).
