@@ -95,10 +95,21 @@ class CallHub:
         forward: Forward | None = None,
         meta: dict[str, Any] | None = None,
     ) -> AsyncIterator[LiveCall]:
-        """Run one call; on a clean exit the session is finished (every final published)."""
+        """Run one call; on a clean exit the session is finished (every final published).
+
+        `CallInUse` when the id streams here already, or is taken on Redis (by a call on another
+        gateway, or by a finished call whose record is kept)."""
         if info.call_id in self.active:
             raise CallInUse(info.call_id)
-        self.active.add(info.call_id)
+        self.active.add(info.call_id)  # before the await: two starts here cannot both claim
+        claimed = False
+        try:
+            claimed = await self.bus.claim(info.call_id)
+        finally:
+            if not claimed:
+                self.active.discard(info.call_id)
+        if not claimed:
+            raise CallInUse(info.call_id)
         metrics.CALLS.labels(protocol).inc()
         metrics.ACTIVE_CALLS.inc()
         live: LiveCall | None = None

@@ -26,6 +26,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from gateway.calls import CallInUse, Forward, LiveCall
 from gateway.ingest import Adapter, Refusal, WsClose, call_order, id_problem, load_json
 from pipeline.types import CallInfo, Encoding, Event, to_json
 
@@ -148,12 +149,31 @@ class NativeAdapter(Adapter):
             return
         except ConnectionClosed:
             return
-        rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
 
         async def forward(event: Event) -> None:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(to_json(event))
 
+        try:
+            call = await self._run(ws, info, forward)
+        except CallInUse:  # taken on Redis: by another gateway's call, or a finished one
+            reason = "call_id is in use or was used before"
+            await self.close(ws, Refusal(WsClose.CONFLICT, "call_in_use", reason), info.call_id)
+            return
+        if call.ended == "stop" and ws.close_code is None:
+            with contextlib.suppress(ConnectionClosed):
+                stopped = {
+                    "type": "stopped",
+                    "call_id": info.call_id,
+                    "duration": round(call.duration, 3),
+                    "finals": call.finals,
+                }
+                await ws.send(json.dumps(stopped))
+                await ws.close(WsClose.NORMAL, "call stopped")
+
+    async def _run(self, ws: ServerConnection, info: CallInfo, forward: Forward) -> LiveCall:
+        """The call, from the first audio to the finals of what was said."""
+        rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
         async with self.hub.call(info, self.protocol, forward) as call:
             started = {"type": "started", "version": PROTOCOL_VERSION, "call_id": info.call_id}
             await ws.send(json.dumps(started))
@@ -193,17 +213,7 @@ class NativeAdapter(Adapter):
                 if error is not None:
                     call.ended = "error"
                     await self.close(ws, error, info.call_id)
-
-        if call.ended == "stop" and ws.close_code is None:
-            with contextlib.suppress(ConnectionClosed):
-                stopped = {
-                    "type": "stopped",
-                    "call_id": info.call_id,
-                    "duration": round(call.duration, 3),
-                    "finals": call.finals,
-                }
-                await ws.send(json.dumps(stopped))
-                await ws.close(WsClose.NORMAL, "call stopped")
+        return call
 
     async def close(self, ws: ServerConnection, err: Refusal, call_id: str | None) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,10 @@ def processes(redis_url: str, workers: int, logs: Path) -> Iterator[int]:
 async def calls(port: int, n: int, speed: float) -> list[float]:
     url = f"ws://127.0.0.1:{port}/v1/stream"
     results = await asyncio.gather(
-        *(replay(Path(sample_call()), url, speed, call_id=f"bench-{i}") for i in range(n))
+        *(
+            replay(Path(sample_call()), url, speed, call_id=f"bench-{uuid.uuid4().hex}")
+            for _ in range(n)
+        )
     )
     return [
         r.latency

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,22 @@ async def test_call_id_in_use_is_refused(service, sample_path):
         async for _ in first:
             pass
         assert first.close_code == 1000
+
+
+async def test_a_finished_call_id_is_not_reused(service, keys):
+    """A second call under a finished call's id would overwrite its record: refused."""
+    call_id = f"once-{uuid.uuid4().hex[:8]}"
+    async with connect(service.url) as ws:
+        await ws.send(start(call_id=call_id))
+        assert json.loads(await ws.recv())["type"] == "started"
+        await ws.send(SILENCE)
+        await ws.send(json.dumps({"type": "stop"}))
+        async for _ in ws:
+            pass
+    code, reason, error = await offend(service.url, [start(call_id=call_id)], call_id)
+    assert (code, reason) == (4409, "call_id is in use or was used before")
+    assert error["kind"] == "call_in_use"
+    assert await service.bus.redis.exists(keys.record(call_id))  # the first call's record stands
 
 
 async def test_vanished_client_still_gets_its_last_utterance_published(service, sample_path, keys):

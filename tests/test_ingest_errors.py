@@ -234,6 +234,15 @@ async def test_repeated_handshake_headers_get_a_400_not_a_500(gw, good_call):
     assert await raw_status(gw.port, "/audiohook", audiohook) == 400
 
 
+async def test_a_call_id_live_on_one_gateway_is_refused_on_another(gw, service, good_call):
+    """Ids are unique across gateways (a claim on Redis), not per process: the good call streams
+    on `gw`; the service's own gateway, another process in production, refuses its id."""
+    messages = [json.dumps({"type": "start", "version": 1, "call_id": "good-neighbour",
+                            "sample_rate": 8000, "encoding": "pcm16"})]  # fmt: skip
+    code, reason = await closed_with(service.url, messages)
+    assert (code, reason) == (4409, "call_id is in use or was used before")
+
+
 async def test_twilio_wrong_signature_is_refused_before_the_upgrade(gw, good_call):
     before = counted("twilio", "forbidden")
     for headers in ({}, twilio_headers(gw, "someone-else")):

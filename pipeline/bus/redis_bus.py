@@ -11,6 +11,7 @@ With the default prefix `aa`:
 | `aa:call:{call_id}:transcript` | list    | the call's final transcript events, in order (JSON) |
 | `aa:call:{call_id}:mood`       | list    | other events: mood, signals, alerts, suggestions |
 | `aa:call:{call_id}:trend`      | list    | customer rolling sentiment `[t, rolling]`, last 120 |
+| `aa:call:{call_id}:claim`      | string  | the id taken (`SET NX`), for as long as its record |
 | `aa:calls:active`              | set     | ids of calls in progress |
 | `aa:alerts`                    | pub/sub | every alert of every call (supervisors) |
 | `aa:alerts:feed`               | list    | the last 50 alerts, newest first, with `agent_id` |
@@ -139,12 +140,25 @@ class Keys:
     def call_events(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}:events"
 
+    def claim(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}:claim"
+
 
 class RedisBus:
     def __init__(self, redis: Redis, config: BusConfig) -> None:
         self.redis = redis
         self.config = config
         self.keys = Keys(config.prefix)
+
+    async def claim(self, call_id: str) -> bool:
+        """Take a call id for one call, across every gateway on this Redis: False while another
+        call streams with it, or while a finished one's record is kept (no id is reused, so no
+        record is overwritten). When Redis fails the call goes on (logged and counted)."""
+        claimed = True
+        async with self._guard("claim"):
+            ttl = self.config.record_ttl_s
+            claimed = bool(await self.redis.set(self.keys.claim(call_id), "1", nx=True, ex=ttl))
+        return claimed
 
     async def call_started(self, started: CallStarted) -> None:
         k = self.keys
