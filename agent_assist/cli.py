@@ -159,7 +159,7 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         settings = dataclasses.replace(settings, panel_port=0)
     if settings.audiosocket_port == 9092:
         settings = dataclasses.replace(settings, audiosocket_port=0)
-    if settings.webrtc_port == 8082:
+    if settings.webrtc_port < 0:  # off by default; the demo's softphone listens on loopback
         settings = dataclasses.replace(settings, webrtc_port=0)
     path = args.file or sample_call()
     print("agent-assist demo: starting Redis, the speech model and the gateway ...", flush=True)

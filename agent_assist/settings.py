@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -157,7 +158,14 @@ class Settings:
     audiosocket_port: int = own(
         9092, "Asterisk AudioSocket port of customer legs; agent legs on the next (-1: off)"
     )
-    webrtc_port: int = own(8082, "WebRTC offer/answer endpoint and softphone page port (-1: off)")
+    audiosocket_allow: str = own(
+        "",
+        "Comma-separated networks (CIDR) besides loopback whose Asterisk may connect to "
+        "AudioSocket, a protocol without credentials",
+    )
+    webrtc_port: int = own(
+        -1, "WebRTC offer/answer endpoint and softphone page port (-1: off; the demo turns it on)"
+    )
     webrtc_token: str | None = of(
         GatewayConfig, "webrtc_token", "WebRTC offers need this bearer token (or ?token=)"
     )
@@ -322,10 +330,23 @@ class Settings:
     def panel(self) -> PanelConfig:
         return self._build(PanelConfig, host=self.host)
 
+    def networks(self) -> tuple[str, ...]:
+        """`audiosocket_allow` as networks, checked."""
+        out = []
+        for text in (n.strip() for n in self.audiosocket_allow.split(",")):
+            if not text:
+                continue
+            try:
+                out.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"--audiosocket-allow: {exc}") from None
+        return tuple(out)
+
     def gateway(self) -> GatewayConfig:
         return self._build(
             GatewayConfig,
             audiosocket_port=None if self.audiosocket_port < 0 else self.audiosocket_port,
+            audiosocket_allow=self.networks(),
             webrtc_port=None if self.webrtc_port < 0 else self.webrtc_port,
         )
 

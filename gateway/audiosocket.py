@@ -13,7 +13,8 @@ is, and a leg that never comes is silence.
 
 Bad input (no UUID first, an unknown type, audio of the wrong rate or not whole samples, a frame
 over `MAX_PAYLOAD`, a UUID already streaming on that leg) is refused the way Asterisk expects:
-a hang-up frame (`00 00 00`), then the socket is closed.
+a hang-up frame (`00 00 00`), then the socket is closed. The protocol has no credential, so only
+loopback and the networks in `audiosocket_allow` may connect; anyone else is hung up at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import struct
 import uuid
@@ -148,6 +150,10 @@ class AudioSocketServer:
         peer = writer.get_extra_info("peername")
         call: _Call | None = None
         try:
+            if not self._allowed(peer):
+                raise Refusal(
+                    HANGUP, "forbidden_peer", f"{peer[0]} may not connect (audiosocket_allow)"
+                )
             call = await self._leg(reader, channel)
         except Refusal as err:
             refused(PROTOCOL, err.kind, err.reason, peer, call.call_id if call else None)
@@ -161,6 +167,17 @@ class AudioSocketServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _allowed(self, peer: tuple[str, int] | None) -> bool:
+        """AudioSocket carries no credential: only loopback and the configured networks."""
+        if not peer:
+            return False
+        try:
+            ip = ipaddress.ip_address(peer[0])
+        except ValueError:
+            return False
+        nets = (ipaddress.ip_network(n) for n in self.config.audiosocket_allow)
+        return ip.is_loopback or any(ip in net for net in nets)
 
     async def _leg(self, reader: asyncio.StreamReader, channel: Channel) -> _Call | None:
         """Read one leg to its end; returns the call it fed."""

@@ -45,6 +45,7 @@ class GatewayConfig:
     audiohook_client_secret: str | None = None  # base64; verify the message signature when set
     audiofork_token: str | None = None  # bearer token or basic-auth password for the audio fork
     audiosocket_port: int | None = None  # Asterisk AudioSocket (TCP); None: not served
+    audiosocket_allow: tuple[str, ...] = ()  # networks besides loopback that may connect to it
     webrtc_port: int | None = None  # WebRTC offer/answer and the softphone page; None: off
     webrtc_token: str | None = None  # bearer token the offers need
 

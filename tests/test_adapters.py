@@ -167,3 +167,18 @@ def test_the_webrtc_answer_asks_for_a_high_opus_bitrate_and_stereo():
     given = bare + "\r\na=fmtp:111 minptime=10;useinbandfec=1"
     fmtps = [x for x in opus_answer(given, stereo=False).split("\r\n") if x.startswith("a=fmtp")]
     assert len(fmtps) == 1 and "useinbandfec=1" in fmtps[0] and "stereo" not in fmtps[0]
+
+
+def test_audiosocket_takes_only_loopback_and_the_allowed_networks():
+    from gateway.audiosocket import AudioSocketServer
+    from gateway.calls import GatewayConfig
+
+    def allowed(peer, *nets):
+        server = AudioSocketServer(None, GatewayConfig(audiosocket_allow=nets))  # type: ignore[arg-type]
+        return server._allowed(peer)
+
+    assert allowed(("127.0.0.1", 5000)) and allowed(("::1", 5000, 0, 0))
+    assert not allowed(("10.1.2.3", 5000)) and not allowed(None) and not allowed(("bogus", 1))
+    assert allowed(("10.1.2.3", 5000), "10.1.0.0/16") and not allowed(
+        ("10.2.0.1", 1), "10.1.0.0/16"
+    )

@@ -70,7 +70,7 @@ def test_component_defaults_are_the_components_own():
     assert got.vad() == VadConfig() and got.bus() == BusConfig() and got.jobs() == JobsConfig()
     assert got.asr() == AsrConfig()
     assert got.stream() == StreamConfig()
-    assert got.gateway() == GatewayConfig(audiosocket_port=9092, webrtc_port=8082)
+    assert got.gateway() == GatewayConfig(audiosocket_port=9092)  # WebRTC is off by default
 
 
 def test_a_secret_comes_from_a_file_never_needing_a_flag(tmp_path):
@@ -92,3 +92,10 @@ def test_a_redis_password_is_masked_wherever_the_url_is_shown():
         == "rediss://ingest:***@redis.example:6379/0"
     )
     assert masked("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_audiosocket_networks_are_checked_and_named():
+    got = s.load(parse(["--audiosocket-allow", "10.1.0.0/16, 192.168.7.9"]), {})
+    assert got.gateway().audiosocket_allow == ("10.1.0.0/16", "192.168.7.9/32")
+    with pytest.raises(ValueError, match=r"--audiosocket-allow: .*'10\.1\.0\.0/33'"):
+        s.load(parse(["--audiosocket-allow", "10.1.0.0/33"]), {}).gateway()
