@@ -6,6 +6,8 @@ Each component owns its defaults in its frozen config (`VadConfig`, `AsrConfig`,
 that is one of its fields (`of`) takes that default, and `Settings` composes the configs (`vad()`,
 `asr()`, ...). Only the process's own settings, and the few whose form differs from the
 component's (a port that -1 turns off, a comma list), state a default here (`own`).
+
+This module is longer than most: it declares every setting, about 75, each with its help text.
 """
 
 from __future__ import annotations
