@@ -47,8 +47,15 @@ RUN pip install torch==2.13.0 --index-url "${TORCH_INDEX_URL}" \
     && pip install . \
     && agent-assist model \
     && useradd --system --uid 10001 --home /app agent \
-    && chown -R 10001 /var/cache/agent-assist
+    && mkdir -p /var/lib/agent-assist \
+    && chown -R 10001 /var/cache/agent-assist /var/lib/agent-assist
 
+# Secure with no extra step: the key-based ingests only, with a key made on the first start into
+# the volume (docker exec ... cat /var/lib/agent-assist/ingest-keys), unless AGENT_ASSIST_INGEST_KEYS
+# (or its _FILE) is given. Twilio and AudioHook: set their credentials and AGENT_ASSIST_INGESTS.
+ENV AGENT_ASSIST_MINT_INGEST_KEY=/var/lib/agent-assist/ingest-keys \
+    AGENT_ASSIST_INGESTS=native,audiofork
+VOLUME ["/var/lib/agent-assist"]
 USER 10001
 # 8080: WebSocket ingest (native, Twilio, AudioHook, audio fork), /metrics, /healthz
 #       (a worker: /metrics only);

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
+import secrets
 import signal
 from collections.abc import Callable
 from types import TracebackType
@@ -21,7 +24,8 @@ from types import TracebackType
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.settings import Settings
 from coach_ui.server import PanelServer
-from gateway.server import Gateway
+from gateway.calls import IngestKey
+from gateway.server import Gateway, exposure
 from pipeline.assist.call_assist import AssistServices
 from pipeline.assist.knowledge import load_knowledge
 from pipeline.assist.rules import load_rules
@@ -56,8 +60,17 @@ class Service:
         assert self.gateway is not None
         return self.gateway.url
 
+    @property
+    def ingest_key(self) -> str:
+        """The first configured ingest key's secret (what a local client presents), or ""."""
+        assert self.gateway is not None
+        keys = self.gateway.config.ingest_keys
+        return keys[0].secret if keys else ""
+
     async def __aenter__(self) -> Service:
-        s = self.settings
+        s = self.settings = minted(self.settings)
+        if (problem := exposure(s.gateway())) is not None:  # before anything starts
+            raise ValueError(problem)
         if s.assist:  # a broken rules or knowledge file stops us before anything starts
             cfg = s.assist_config()
             load_rules(cfg.rules_file)
@@ -117,6 +130,26 @@ class Service:
         await self._stack.aclose()
 
 
+def minted(settings: Settings) -> Settings:
+    """`settings` with the ingest key of `mint_ingest_key` when none is configured: made into
+    that file (mode 0600) on the first start, read from it on every start. Its path is logged,
+    never the key."""
+    path = settings.mint_ingest_key
+    if settings.ingest_keys or path is None:
+        return settings
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = IngestKey("default", secrets.token_urlsafe(32))
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(key.text() + "\n")
+        log.warning(
+            "no ingest key was configured: made one for tenant 'default' in %s; clients "
+            "present what follows 'default:' as Authorization: Bearer KEY",
+            path,
+        )
+    return dataclasses.replace(settings, ingest_keys=path.read_text().strip())
+
+
 async def serve(settings: Settings, progress: Callable[[int, int], None] | None = None) -> None:
     """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -147,5 +180,10 @@ async def serve(settings: Settings, progress: Callable[[int, int], None] | None 
             p = service.panels
             log.info("wall board: %s", p.url("/wallboard"))
             log.info("agent panel: %s (replace AGENT_ID)", p.url("/agent/AGENT_ID"))
+            if not (settings.panel_secret or settings.oidc_issuer):
+                log.warning(
+                    "no --panel-secret nor --oidc-issuer: the panels' key is random, so no one "
+                    "can sign in; set AGENT_ASSIST_PANEL_SECRET and mint with agent-assist token"
+                )
         await stop.wait()
         log.info("shutting down")

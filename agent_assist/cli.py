@@ -1,4 +1,4 @@
-"""The `agent-assist` command: serve, worker, replay, demo, settings, model."""
+"""The `agent-assist` command: serve, worker, replay, demo, key, token, settings, model."""
 
 from __future__ import annotations
 
@@ -8,22 +8,30 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import secrets
 import statistics
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import InvalidStatus
+
+from agent_assist import flags
 from agent_assist import settings as settings_mod
 from agent_assist.app import Service, serve
 from agent_assist.replay import Received, WavError, replay
 from agent_assist.worker import work
+from coach_ui.auth import AuthConfig, Role, Verifier
 from coach_ui.terminal import TerminalTranscript
+from gateway.calls import IngestKey
 from pipeline.assist.yamlfile import ConfigError
 from pipeline.bus.redis_bus import masked
 from pipeline.runtime.models import ModelError, resolve_model
 
 log = logging.getLogger("agent_assist")
+KEY_ENV = "AGENT_ASSIST_INGEST_KEY"
 
 
 def sample_call() -> Path:
@@ -81,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per event per line")
     p.add_argument("--call-id", help="call id to send (default: random)")
     p.add_argument("--agent-id", default="replay-agent")
+    p.epilog = (
+        f"The ingest key to present is read from {KEY_ENV} (or the file {KEY_ENV}_FILE names)."
+    )
+
+    p = sub.add_parser(
+        "key", help="make a random ingest key for --ingest-keys (prints TENANT:SECRET)"
+    )
+    p.add_argument("tenant", help="the tenant (customer or platform) the key is for")
+
+    p = sub.add_parser(
+        "token",
+        help="mint a panel token (shared-secret mode: signed with --panel-secret)",
+        description="Prints a signed token for the panels. The secret is the panels' own "
+        "(AGENT_ASSIST_PANEL_SECRET or its _FILE), never a flag.",
+    )
+    p.add_argument("subject", help="who the token is for (a login name)")
+    p.add_argument("--role", choices=[r.name.lower() for r in Role], default="agent")
+    p.add_argument("--agent-id", default="", help="an agent's own agent id (agents need one)")
+    p.add_argument("--hours", type=float, default=8.0, help="how long it is good for")
 
     p = sub.add_parser(
         "demo", help="serve, then replay the bundled sample call, showing its live transcript"
@@ -111,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             _setup_logging("WARNING")
             return asyncio.run(_replay(args))
+        if args.command == "key":
+            print(IngestKey(args.tenant, secrets.token_urlsafe(32)).text())
+            return 0
+        if args.command == "token":
+            return _token(args)
         settings = settings_mod.load(args)
         _setup_logging(settings.log_level)
         if args.command == "serve":
@@ -123,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.markdown:
                 print(settings_mod.markdown_table(), end="")
             else:
-                print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
+                print(json.dumps(flags.shown_settings(settings), indent=2))
         elif args.command == "model":
             print(resolve_model(settings.model, settings.model_cache, _Progress()))
     except (ModelError, WavError, ConfigError, OSError, ValueError) as exc:
@@ -131,6 +163,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    config = settings_mod.load(None).panel().auth
+    if not config.secret:
+        print(
+            "agent-assist: set AGENT_ASSIST_PANEL_SECRET (or AGENT_ASSIST_PANEL_SECRET_FILE) to "
+            "the panels' --panel-secret first",
+            file=sys.stderr,
+        )
+        return 1
+    role = Role[args.role.upper()]
+    if role is Role.AGENT and not args.agent_id:
+        print("agent-assist: an agent's token needs --agent-id", file=sys.stderr)
+        return 1
+    verifier = Verifier(AuthConfig(secret=config.secret))
+    print(verifier.mint(args.subject, role, args.agent_id, args.hours * 3600))
     return 0
 
 
@@ -143,7 +193,16 @@ async def _replay(args: argparse.Namespace) -> int:
         else:
             view.show(got.event, got.latency)
 
-    result = await replay(args.file, args.url, args.speed, show, args.call_id, args.agent_id)
+    key = flags.from_environment(os.environ, KEY_ENV)
+    try:
+        result = await replay(
+            args.file, args.url, args.speed, show, args.call_id, args.agent_id, key=key
+        )
+    except InvalidStatus as exc:
+        body = exc.response.body.decode(errors="replace").strip()
+        print(f"agent-assist: the gateway refused: HTTP {exc.response.status_code} {body}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     if result.close_code not in (None, 1000):
         print(
             f"agent-assist: server closed the call: {result.close_code} {result.close_reason}",
@@ -161,6 +220,9 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         settings = dataclasses.replace(settings, audiosocket_port=0)
     if settings.webrtc_port < 0:  # off by default; the demo's softphone listens on loopback
         settings = dataclasses.replace(settings, webrtc_port=0)
+    if not settings.ingest_keys:  # a key of its own, for this run only
+        key = IngestKey("demo", secrets.token_urlsafe(24))
+        settings = dataclasses.replace(settings, ingest_keys=key.text())
     path = args.file or sample_call()
     print("agent-assist demo: starting Redis, the speech model and the gateway ...", flush=True)
     async with Service(settings, _Progress()) as service:
@@ -171,9 +233,14 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
         print(f"  redis     {masked(service.redis_url)}  (subscribe to {events})")
         if service.gateway.webrtc is not None:
             print(f"  softphone {service.gateway.webrtc.url}/softphone  (call in from a browser)")
+            print(f"  ingest key   {service.ingest_key}  (this run's; the softphone asks for it)")
         if service.panels is not None:
-            print(f"  wall board   {service.panels.url('/wallboard')}")
-            print(f"  agent panel  {service.panels.url('/agent/demo-agent')}")
+            panels = service.panels
+            token = panels.mint("demo-supervisor", Role.SUPERVISOR)
+            print(f"  wall board   {panels.url('/wallboard')}")
+            print(f"  agent panel  {panels.url('/agent/demo-agent')}")
+            print(f"  sign in      {panels.login_url(token, '/wallboard')}")
+            print("               (a supervisor's link for this run: it signs in, then opens)")
             if not args.hold:
                 print("  (open them now: the panels stop with the call; --hold keeps them up)")
         print(
@@ -188,6 +255,7 @@ async def _demo(args: argparse.Namespace, settings: settings_mod.Settings) -> in
             args.speed,
             lambda got: view.show(got.event, got.latency),
             agent_id="demo-agent",
+            key=service.ingest_key,
         )
         if args.hold and service.panels is not None:
             print("\ncall over; panels still up (Ctrl-C to stop)", flush=True)

@@ -28,17 +28,32 @@ ENV_PREFIX = "AGENT_ASSIST_"
 T = TypeVar("T", bound="DataclassInstance")
 
 
-def of(config: type[Any], name: str, help: str, env: str | None = None) -> Any:
-    """A setting that is one field of a component's config, with that field's default."""
+def of(
+    config: type[Any], name: str, help: str, env: str | None = None, secret: bool = False
+) -> Any:
+    """A setting that is one field of a component's config, with that field's default.
+    A `secret` one is left out of reprs and masked wherever settings are shown."""
     (default,) = [f.default for f in dataclasses.fields(config) if f.name == name]
     assert default is not dataclasses.MISSING, f"{config.__name__}.{name} has no plain default"
-    meta = {"help": help, "env": env, "config": config, "field": name}
-    return field(default=default, metadata=meta)
+    meta = {"help": help, "env": env, "config": config, "field": name, "secret": secret}
+    return field(default=default, metadata=meta, repr=not secret)
 
 
-def own(default: Any, help: str, env: str | None = None) -> Any:
+def own(default: Any, help: str, env: str | None = None, secret: bool = False) -> Any:
     """A setting of the process itself, or one whose form differs from its component's."""
-    return field(default=default, metadata={"help": help, "env": env})
+    meta = {"help": help, "env": env, "secret": secret}
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def shown_settings(settings: Any) -> dict[str, Any]:
+    """Every setting's value as `agent-assist settings` prints it: secrets as `***` when set."""
+    out = {}
+    for f in dataclasses.fields(settings):
+        value = shown(getattr(settings, f.name))
+        if f.metadata.get("secret") and value:
+            value = "***"
+        out[f.name] = value if isinstance(value, str | int | float | bool | None) else str(value)
+    return out
 
 
 def flag(name: str) -> str:
@@ -95,6 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type[Any], title: str) -
             type=str if choices else convert,
             choices=choices,
             default=None,
+            nargs="?" if hints[f.name] is bool else None,  # a bare --flag is true
+            const=True if hints[f.name] is bool else None,
             metavar=f.name.split("_")[-1].upper(),
             help=f"{f.metadata['help']} (default: {shown(f.default)})",
         )
@@ -110,7 +127,7 @@ def load(cls: type[T], args: argparse.Namespace | None, environ: Mapping[str, st
             values[f.name] = flag_value
             continue
         for env in env_names(f):
-            raw = _from_environment(environ, env)
+            raw = from_environment(environ, env)
             if raw is not None:
                 convert, choices = converter(hints[f.name])
                 try:  # a choice is checked with the others, by `check_choices`
@@ -124,7 +141,7 @@ def load(cls: type[T], args: argparse.Namespace | None, environ: Mapping[str, st
         raise SystemExit(str(exc)) from None
 
 
-def _from_environment(environ: Mapping[str, str], name: str) -> str | None:
+def from_environment(environ: Mapping[str, str], name: str) -> str | None:
     """A variable's value, or the content of the file its `_FILE` twin names (one line, its end
     stripped); None when neither is set."""
     if name in environ:

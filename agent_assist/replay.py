@@ -125,7 +125,9 @@ async def replay(
     call_id: str | None = None,
     agent_id: str = "demo-agent",
     frame_ms: int = 20,
+    key: str | None = None,
 ) -> ReplayResult:
+    """Stream `path` to the native protocol at `url`, presenting the ingest `key`."""
     audio = read_wav(path)
     if audio.channels != 2:
         raise WavError(
@@ -139,7 +141,8 @@ async def replay(
     def sent_at(seconds: float) -> float:
         return t0 + seconds / speed
 
-    async with connect(url, max_size=None, open_timeout=30) as ws:
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    async with connect(url, max_size=None, open_timeout=30, additional_headers=headers) as ws:
         await ws.send(
             json.dumps(
                 {

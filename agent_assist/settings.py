@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,9 @@ from typing import Any, Literal, TypeVar
 
 from agent_assist import flags
 from agent_assist.flags import of, own
+from coach_ui.auth import AuthConfig
 from coach_ui.server import PanelConfig
-from gateway.calls import GatewayConfig
+from gateway.calls import DEFAULT_METADATA, INGESTS, GatewayConfig, parse_ingest_keys
 from pipeline.assist.call_assist import AssistConfig
 from pipeline.assist.knowledge import DEFAULT_KNOWLEDGE
 from pipeline.assist.rules import DEFAULT_RULES
@@ -56,7 +58,10 @@ class Settings:
     host: str = of(GatewayConfig, "host", "Address the gateway (a worker: its /metrics) listens on")
     port: int = of(GatewayConfig, "port", "Gateway port (0 picks a free one)")
     redis_url: str | None = own(
-        None, "Redis to publish to; unset starts an embedded redis-server on loopback", "REDIS_URL"
+        None,
+        "Redis to publish to; unset starts an embedded redis-server on loopback",
+        "REDIS_URL",
+        secret=True,
     )
     redis_prefix: str = of(BusConfig, "prefix", "Prefix of every Redis key and channel")
     call_ttl_s: int = of(BusConfig, "call_ttl_s", "Seconds a call's Redis keys live after it ends")
@@ -141,21 +146,42 @@ class Settings:
     twilio_auth_token: str | None = of(
         GatewayConfig,
         "twilio_auth_token",
-        "Twilio auth token: when set, X-Twilio-Signature must match",
+        "Twilio auth token: X-Twilio-Signature must match it (/twilio is closed without it)",
         "TWILIO_AUTH_TOKEN",
+        secret=True,
     )
     audiohook_api_key: str | None = of(
-        GatewayConfig, "audiohook_api_key", "Genesys AudioHook API key (X-API-KEY) required"
+        GatewayConfig,
+        "audiohook_api_key",
+        "Genesys AudioHook API key (X-API-KEY) required (/audiohook is closed without it)",
+        secret=True,
     )
     audiohook_client_secret: str | None = of(
         GatewayConfig,
         "audiohook_client_secret",
-        "Genesys AudioHook client secret (base64): when set, requests must be signed",
+        "Genesys AudioHook client secret (base64): when set, requests must be signed, each "
+        "signature once",
+        secret=True,
     )
-    audiofork_token: str | None = of(
-        GatewayConfig,
-        "audiofork_token",
-        "FreeSWITCH audio fork token (basic-auth password or bearer) required",
+    ingest_keys: str = own(
+        "",
+        "Bearer keys of the native protocol, the audio forks and WebRTC offers, "
+        "TENANT:SECRET,... (several per tenant while rotating; without any those are closed)",
+        secret=True,
+    )
+    mint_ingest_key: Path | None = own(
+        None,
+        "With no ingest key configured: make one (tenant default) into this file, mode 0600, "
+        "on first start, and use it (the Docker image sets this)",
+    )
+    ingests: str = own(
+        "native,twilio,audiohook,audiofork",
+        "WebSocket ingests served (comma-separated; the others answer 404)",
+    )
+    insecure: bool = own(
+        False,
+        "Let an ingest without its credential take anyone, and allow that on a non-loopback "
+        "address (warned on every start; for trials behind a trusted network only)",
     )
     audiosocket_port: int = own(
         9092, "Asterisk AudioSocket port of customer legs; agent legs on the next (-1: off)"
@@ -165,11 +191,14 @@ class Settings:
         "Comma-separated networks (CIDR) besides loopback whose Asterisk may connect to "
         "AudioSocket, a protocol without credentials",
     )
+    metadata_fields: str = own(
+        ",".join(sorted(DEFAULT_METADATA)),
+        "Call metadata kept, published and logged (Twilio <Parameter>s, AudioHook participant "
+        "and customConfig, audio fork and native metadata): these fields only, phone numbers "
+        "masked; the rest is dropped",
+    )
     webrtc_port: int = own(
         -1, "WebRTC offer/answer endpoint and softphone page port (-1: off; the demo turns it on)"
-    )
-    webrtc_token: str | None = of(
-        GatewayConfig, "webrtc_token", "WebRTC offers need this bearer token (or ?token=)"
     )
     mood: bool = own(
         True, "Run the mood stage: sentiment, prosody emotion, conversation signals, frustration"
@@ -243,10 +272,34 @@ class Settings:
     panel_port: int = of(
         PanelConfig, "port", "Port of the panels and their API (0 picks a free one)"
     )
-    panel_token: str = of(
-        PanelConfig,
-        "token",
-        "Access token of the panels and their API; empty makes a random one, logged at start",
+    panel_secret: str = own(
+        "",
+        "Key (32+ characters) that signs the panels' tokens (`agent-assist token` mints them); "
+        "empty: a random one per start, so no token from outside is good",
+        secret=True,
+    )
+    panel_origins: str = own(
+        "",
+        "Comma-separated origins besides the panels' own whose pages may open the feeds "
+        "(https://panels.example.com behind a proxy)",
+    )
+    oidc_issuer: str = of(
+        AuthConfig,
+        "oidc_issuer",
+        "OIDC mode: the identity provider (https://idp.example.com/realms/cc) whose tokens the "
+        "panels take, verified against its JWKS",
+    )
+    oidc_audience: str = of(AuthConfig, "oidc_audience", "OIDC mode: the tokens' audience")
+    oidc_jwks_url: str = of(
+        AuthConfig, "oidc_jwks_url", "OIDC mode: the JWKS address (default: from discovery)"
+    )
+    oidc_role_claim: str = of(
+        AuthConfig,
+        "oidc_role_claim",
+        "OIDC mode: the claim (dotted path) with the role: agent, supervisor or admin",
+    )
+    oidc_agent_claim: str = of(
+        AuthConfig, "oidc_agent_claim", "OIDC mode: the claim with an agent's own agent id"
     )
     worker_name: str = own("", "A worker's consumer name in the group (default: host-pid)")
     worker_prefetch: int = of(
@@ -267,6 +320,12 @@ class Settings:
         "final_timeout_s",
         "How long a gateway waits for a worker's final transcript before giving up",
     )
+    tls_cert: Path | None = own(
+        None,
+        "TLS certificate chain (PEM) of the gateway, the panels and the WebRTC endpoint: "
+        "wss:// and https:// (with --tls-key)",
+    )
+    tls_key: Path | None = own(None, "TLS private key (PEM) of --tls-cert", secret=True)
     log_level: LogLevel = own("INFO", "Logging level")
 
     def __post_init__(self) -> None:
@@ -329,8 +388,24 @@ class Settings:
             threads=self.sentiment_threads,
         )
 
+    def tls(self) -> ssl.SSLContext | None:
+        """The servers' TLS context from `tls_cert` and `tls_key` (TLS 1.2 at least), or None."""
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError("--tls-cert and --tls-key go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"--tls-cert/--tls-key: {exc}") from None
+        return context
+
     def panel(self) -> PanelConfig:
-        return self._build(PanelConfig, host=self.host)
+        auth = self._build(AuthConfig, secret=self.panel_secret)
+        origins = tuple(o.strip().rstrip("/") for o in self.panel_origins.split(",") if o.strip())
+        return self._build(PanelConfig, host=self.host, auth=auth, origins=origins, tls=self.tls())
 
     def networks(self) -> tuple[str, ...]:
         """`audiosocket_allow` as networks, checked."""
@@ -344,12 +419,32 @@ class Settings:
                 raise ValueError(f"--audiosocket-allow: {exc}") from None
         return tuple(out)
 
+    def served_ingests(self) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in self.ingests.split(",") if n.strip())
+        unknown = sorted(set(names) - set(INGESTS))
+        if unknown:
+            raise ValueError(
+                f"--ingests: unknown {', '.join(unknown)} (one of {', '.join(INGESTS)})"
+            )
+        return names
+
     def gateway(self) -> GatewayConfig:
+        try:
+            keys = parse_ingest_keys(self.ingest_keys)
+        except ValueError as exc:
+            raise ValueError(f"--ingest-keys: {exc}") from None
         return self._build(
             GatewayConfig,
             audiosocket_port=None if self.audiosocket_port < 0 else self.audiosocket_port,
             audiosocket_allow=self.networks(),
             webrtc_port=None if self.webrtc_port < 0 else self.webrtc_port,
+            ingest_keys=keys,
+            ingests=self.served_ingests(),
+            insecure=self.insecure,
+            tls=self.tls(),
+            metadata_fields=frozenset(
+                n.strip() for n in self.metadata_fields.split(",") if n.strip()
+            ),
         )
 
 

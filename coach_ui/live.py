@@ -14,12 +14,12 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
-from websockets.asyncio.server import ServerConnection
 
 from pipeline.bus.redis_bus import Keys, call_state
 from pipeline.bus.wallboard import board, tile
@@ -33,6 +33,8 @@ from pipeline.types import (
     from_json,
     parse_event,
 )
+
+Send = Callable[[str], Awaitable[None]]  # one text message to the feed's socket
 
 
 class LiveState:
@@ -92,13 +94,13 @@ class LiveState:
             return True
         return False
 
-    async def wallboard(self, ws: ServerConnection, pubsub: PubSub) -> None:
+    async def wallboard(self, send: Send, pubsub: PubSub) -> None:
         k = self.keys
         await pubsub.subscribe(k.wallboard, k.alerts)
         # the feed's entries are alert events with `agent_id` and `at` added: sent on as they are
         feed = [json.loads(a) for a in await self.redis.lrange(k.alerts_feed, 0, -1)]
         seen = {(a.call_id, a.seq) for a in map(parse_event, feed)}
-        await ws.send(dumps({"type": "snapshot", "board": await self.board(), "alerts": feed}))
+        await send(dumps({"type": "snapshot", "board": await self.board(), "alerts": feed}))
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
@@ -106,11 +108,9 @@ class LiveState:
                 alert = event_from_json(message["data"])
                 if (alert.call_id, alert.seq) in seen:
                     continue
-            await ws.send(message["data"])
+            await send(message["data"])
 
-    async def call_feed(
-        self, ws: ServerConnection, pubsub: PubSub, ident: str, follow_agent: bool
-    ) -> None:
+    async def call_feed(self, send: Send, pubsub: PubSub, ident: str, follow_agent: bool) -> None:
         """One call's snapshot then its live events; following an agent, each new call of theirs
         starts with a fresh snapshot."""
         k = self.keys
@@ -120,7 +120,7 @@ class LiveState:
         else:
             await pubsub.subscribe(k.call_events(ident), k.calls)
             call_id = ident
-        seen = await self.snapshot(ws, call_id, agent_id=ident if follow_agent else "")
+        seen = await self.snapshot(send, call_id, agent_id=ident if follow_agent else "")
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
@@ -128,14 +128,14 @@ class LiveState:
             if isinstance(data, CallStarted):
                 if follow_agent or data.call_id == call_id:
                     call_id = data.call_id
-                    seen = await self.snapshot(ws, call_id, agent_id=ident)
+                    seen = await self.snapshot(send, call_id, agent_id=ident)
             elif data.call_id != call_id:
                 continue
             elif isinstance(data, CallEnded) or data.seq > seen:
                 seen = max(seen, 0 if isinstance(data, CallEnded) else data.seq)
-                await ws.send(message["data"])
+                await send(message["data"])
 
-    async def snapshot(self, ws: ServerConnection, call_id: str, agent_id: str = "") -> int:
+    async def snapshot(self, send: Send, call_id: str, agent_id: str = "") -> int:
         """Send a call's stored state (events in `seq` order, open interims); returns its last
         `seq` so that live events already in it are skipped."""
         meta: dict[str, str] = {}
@@ -145,7 +145,7 @@ class LiveState:
         interims = [event_from_json(v) for f, v in meta.items() if f.startswith("interim:")]
         info = {f: v for f, v in meta.items() if ":" not in f}
         seen = max([int(meta.get("last_seq", 0))] + [e.seq for e in events + interims])
-        await ws.send(
+        await send(
             dumps(
                 {
                     "type": "snapshot",

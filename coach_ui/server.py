@@ -1,22 +1,28 @@
-"""The panel server: the agent panel and the supervisor wall board, live from Redis.
+"""The panel server: the agent panel and the supervisor wall board, live from Redis, on aiohttp.
 
-HTTP (GET only) and WebSocket on one port, with `websockets`:
+| path                         | what                                          | who            |
+|------------------------------|-----------------------------------------------|----------------|
+| `/login`, `/logout`          | sign in with a token (a session cookie), out  | anyone         |
+| `/`                          | links to the panels                           | signed in      |
+| `/wallboard`                 | supervisor wall board page                    | supervisor     |
+| `/agent/{agent_id}`          | agent panel: follows the agent's current call | that agent (*) |
+| `/call/{call_id}`            | one call's transcript, mood and coaching      | its agent (*)  |
+| `/static/*`                  | the pages' scripts and style                  | anyone         |
+| `/api/calls`                 | the wall board's current state (JSON)         | supervisor     |
+| `/api/calls/{call_id}`       | a live call's stored metadata and events      | its agent (*)  |
+| `/api/calls/{call_id}/record`| a finished call's post-call record            | its agent (*)  |
+| `/ws/wallboard`, `/ws/agent/{agent_id}`, `/ws/call/{call_id}`: the pages' live feeds, as pages |
 
-| path                          | what |
-|-------------------------------|------|
-| `/`                           | links to the panels |
-| `/wallboard`                  | supervisor wall board page |
-| `/agent/{agent_id}`           | agent panel: follows the agent's current call |
-| `/call/{call_id}`             | one call's live transcript, mood and coaching (click-through) |
-| `/static/*`                   | the pages' script and style |
-| `/api/calls`                  | the wall board's current state (JSON) |
-| `/api/calls/{call_id}`        | a live call's stored state: metadata and events so far |
-| `/api/calls/{call_id}/record` | a finished call's post-call record (404 once retention ends) |
-| `/ws/wallboard`, `/ws/agent/{agent_id}`, `/ws/call/{call_id}` | the pages' live feeds |
+(*) and supervisors; an admin may do all a supervisor may.
 
-Every path but `/healthz` needs the access token: `Authorization: Bearer TOKEN`, the `aa_token`
-cookie, or `?token=TOKEN` on a page (which sets the cookie and redirects to the clean URL). A
-WebSocket without it is closed with code 4401.
+Who is who comes from a signed token (`coach_ui.auth`): `Authorization: Bearer TOKEN` on the API
+and the feeds, or the session cookie that `/login` sets from one (HttpOnly, SameSite=Strict,
+Secure under TLS; it lives as long as the token). A token in a URL's query is refused, never
+read: URLs land in logs and histories. `/login#token=...` (a fragment, which browsers never
+send) signs in at once: how the demo opens its panels. Pages without a session redirect to
+`/login`; the API answers 401 (no or bad token) or 403 (a role that may not); a feed closes
+with 4401 or 4403. A WebSocket upgrade from a page of another origin is refused with 403 (a
+page elsewhere cannot ride the cookie). Every response carries a strict Content-Security-Policy.
 
 Each feed starts with a `snapshot` of the stored state, then relays live messages; every
 (re)connection gets a fresh snapshot, so a page that lost its socket shows the same state as one
@@ -28,49 +34,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
-import secrets
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
+from aiohttp import WSCloseCode, web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
+from coach_ui.access import HEADERS, IDENTITY, Access, Handler
+from coach_ui.auth import AuthConfig, Identity, Role, Verifier
 from coach_ui.live import LiveState
 from pipeline.bus.redis_bus import Keys, call_state
 from pipeline.runtime import metrics
-from pipeline.types import (
-    dumps,
-)
+from pipeline.types import dumps
 
 log = logging.getLogger(__name__)
 
-COOKIE = "aa_token"
-UNAUTHORIZED = 4401
+UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
 STATIC = {
     "panel.css": "text/css; charset=utf-8",
     "panel.js": "text/javascript; charset=utf-8",
     "wallboard.js": "text/javascript; charset=utf-8",
     "agent.js": "text/javascript; charset=utf-8",
+    "index.js": "text/javascript; charset=utf-8",
+    "login.js": "text/javascript; charset=utf-8",
 }
-PAGES = {"wallboard": "wallboard.html", "agent": "agent.html", "call": "agent.html"}
 
 
 @dataclass(frozen=True, slots=True)
 class PanelConfig:
     host: str = "127.0.0.1"
     port: int = 8081
-    token: str = ""  # empty: a random one is made at start-up (and logged)
+    auth: AuthConfig = field(default_factory=AuthConfig)  # empty secret: a random one per start
+    origins: tuple[str, ...] = ()  # more origins whose pages may open the feeds (a proxy's)
+    tls: ssl.SSLContext | None = None
     board_interval_s: float = 1.0
 
 
@@ -81,35 +84,68 @@ def _asset(name: str) -> bytes:
 class PanelServer:
     def __init__(self, config: PanelConfig, redis: Redis, keys: Keys) -> None:
         self.config = config
-        self.token = config.token or secrets.token_urlsafe(18)
+        self.verifier = (
+            Verifier(config.auth)
+            if config.auth.secret or config.auth.oidc_issuer
+            else Verifier.random()
+        )
+        self.access = Access(self.verifier, config.origins, secure=config.tls is not None)
         self.redis = redis
         self.keys = keys
-        self._server: Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
         self._board_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.live = LiveState(redis, keys, config.board_interval_s)
         self.paused = False  # refuse feeds (tests cut sockets with this)
+        self.port = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
     def base(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.config.tls is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     def url(self, path: str) -> str:
-        """A page's address with the token, to print or open."""
-        return f"{self.base}{path}?token={quote(self.token)}"
+        return self.base + path
+
+    def login_url(self, token: str, path: str = "/") -> str:
+        """A link that signs in with `token` and opens `path`: the token rides in the fragment,
+        which the browser keeps to itself (the page posts it, then drops it from the address)."""
+        return f"{self.base}/login?next={quote(path)}#token={token}"
+
+    def mint(self, subject: str, role: Role, agent_id: str = "", ttl_s: float = 8 * 3600) -> str:
+        return self.verifier.mint(subject, role, agent_id, ttl_s)
 
     async def start(self) -> None:
-        self._server = await serve(
-            self._feed, self.config.host, self.config.port, process_request=self._http
+        app = web.Application(middlewares=[self._guard], client_max_size=16 * 1024)
+        r = app.router
+        r.add_get("/healthz", self._health)
+        r.add_get("/login", self._login_page)
+        r.add_post("/login", self.access.login)
+        r.add_post("/logout", self.access.logout)
+        r.add_get("/static/{name}", self._static)
+        r.add_get("/", self._page)
+        r.add_get("/wallboard", self._page)
+        r.add_get("/agent/{ident}", self._page)
+        r.add_get("/call/{ident}", self._page)
+        r.add_get("/api/calls", self._board)
+        r.add_get("/api/calls/{call_id}", self._call)
+        r.add_get("/api/calls/{call_id}/record", self._record)
+        r.add_get("/ws/{kind}", self._feed)
+        r.add_get("/ws/{kind}/{ident}", self._feed)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.port, ssl_context=self.config.tls
         )
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         self._board_task = asyncio.create_task(self.live.publish_board(self._stopping))
-        log.info("panels on %s", self.base)
+        mode = "OIDC " + self.config.auth.oidc_issuer if self.verifier.oidc else "shared secret"
+        log.info("panels on %s (tokens: %s)", self.base, mode)
 
     async def stop(self) -> None:
         if self._board_task is not None:
@@ -120,107 +156,141 @@ class PanelServer:
                 await asyncio.wait_for(self._board_task, self.config.board_interval_s * 5)
             except TimeoutError:
                 log.warning("wall board publisher did not stop in time")
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def drop_clients(self) -> int:
         """Close every panel socket (they reconnect and re-sync); returns how many."""
-        assert self._server is not None
-        dropped = 0
-        for conn in list(self._server.connections):
-            if conn.request is not None and conn.request.path.startswith("/ws/"):
-                await conn.close(1012, "server restarting")
-                dropped += 1
-        return dropped
+        sockets = list(self._sockets)
+        for ws in sockets:
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting")
+        return len(sockets)
 
-    # --- HTTP ----------------------------------------------------------------------------------
-    def _authorized(self, request: Request) -> bool:
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """`Access.check` (identity, headers), and Redis trouble answered with a 503."""
         try:
-            given = _token(request.headers, request.path)
-        except LookupError:  # a repeated Authorization or Cookie header: no credential
-            return False
-        return given is not None and _same(given, self.token)
-
-    async def _http(self, conn: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        path = url.path.rstrip("/") or "/"
-        if path == "/healthz":
-            return conn.respond(HTTPStatus.OK, "ok\n")
-        if path.startswith("/ws/"):
-            if self.paused:
-                return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "panels paused\n")
-            return None  # the feed checks the token and closes with 4401
-        query = parse_qs(url.query)
-        if "token" in query and _page(path) is not None:
-            if not _same(query["token"][0], self.token):
-                return self._refuse(conn, "bad_token")
-            cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-            return _response(
-                HTTPStatus.SEE_OTHER, b"", "text/plain", Location=path, **{"Set-Cookie": cookie}
-            )
-        if not self._authorized(request):
-            return self._refuse(conn, "no_token")
-        try:
-            return await self._route(conn, path)
+            return await self.access.check(request, handler)
         except RedisError as exc:
-            log.warning("panel request %s: redis failed: %s", path, exc)
+            log.warning("panel request %s: redis failed: %s", request.path, exc)
             metrics.BUS_ERRORS.labels("panel").inc()
-            return _json(conn, {"error": "redis unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
+            response = _json({"error": "redis unavailable"}, HTTPStatus.SERVICE_UNAVAILABLE)
+            response.headers.update(HEADERS)
+            return response
 
-    def _refuse(self, conn: ServerConnection, reason: str) -> Response:
-        metrics.PANEL_REFUSED.labels(reason).inc()
-        return conn.respond(
-            HTTPStatus.UNAUTHORIZED,
-            "access token required: open the URL the server printed (it carries ?token=...)\n",
+    async def _may_see_call(self, request: web.Request, call_id: str) -> dict[str, str]:
+        """The call's stored metadata, when the caller may see the call (else 403)."""
+        ident = _who(request)
+        stored = await self.redis.hgetall(self.keys.call(call_id)) if call_id else {}
+        meta = {str(k): str(v) for k, v in stored.items()}
+        self.access.allow(
+            request, ident.may_see_agent(meta.get("agent_id", "")), "another agent's call"
         )
+        return meta
 
-    async def _route(self, conn: ServerConnection, path: str) -> Response:
-        parts = path.strip("/").split("/")
-        if path == "/":
-            return _html(conn, _asset("index.html"))
-        if (page := _page(path)) is not None:
-            return _html(conn, _asset(page))
-        if parts[0] == "static" and len(parts) == 2 and parts[1] in STATIC:
-            return _response(HTTPStatus.OK, _asset(parts[1]), STATIC[parts[1]])
-        if parts[:2] == ["api", "calls"]:
-            if len(parts) == 2:
-                return _json(conn, await self.live.board())
-            meta, events = await call_state(self.redis, self.keys, parts[2], mood=True)
-            if len(parts) == 3 and meta:
-                return _json(conn, {"call": meta, "events": [e.to_dict() for e in events]})
-            if len(parts) == 4 and parts[3] == "record":
-                record = await self.redis.get(self.keys.record(parts[2]))
-                if record is not None:
-                    return _json(conn, json.loads(record))
-                why = "still in progress" if meta.get("status") == "active" else "not found"
-                return _json(conn, {"error": f"no record: call {why}"}, HTTPStatus.NOT_FOUND)
-            return _json(conn, {"error": "no such call"}, HTTPStatus.NOT_FOUND)
-        metrics.PANEL_REFUSED.labels("not_found").inc()
-        return conn.respond(HTTPStatus.NOT_FOUND, "no such page\n")
+    # --- pages and login -----------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok\n")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            metrics.PANEL_REFUSED.labels("not_found").inc()
+            raise web.HTTPNotFound(text="no such file\n")
+        return web.Response(body=_asset(name), headers={"Content-Type": STATIC[name]})
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        ident = _who(request)
+        kind = request.path.strip("/").split("/")[0] or "index"
+        if kind == "wallboard":
+            self.access.allow(request, ident.may_see_board, "the wall board is for supervisors")
+        elif kind == "agent":
+            self.access.allow(
+                request, ident.may_see_agent(request.match_info["ident"]), "another agent"
+            )
+        elif kind == "call":
+            await self._may_see_call(request, request.match_info["ident"])
+        page = {"index": "index.html", "wallboard": "wallboard.html"}.get(kind, "agent.html")
+        return _html(_asset(page))
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        return _html(_asset("login.html"))
+
+    # --- the API -------------------------------------------------------------------------------
+    async def _board(self, request: web.Request) -> web.StreamResponse:
+        self.access.allow(request, _who(request).may_see_board, "the wall board is for supervisors")
+        return _json(await self.live.board())
+
+    async def _call(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        await self._may_see_call(request, call_id)
+        meta, events = await call_state(self.redis, self.keys, call_id, mood=True)
+        if not meta:
+            return _json({"error": "no such call"}, HTTPStatus.NOT_FOUND)
+        return _json({"call": meta, "events": [e.to_dict() for e in events]})
+
+    async def _record(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        meta = await self._may_see_call(request, call_id)
+        record = await self.redis.get(self.keys.record(call_id))
+        if record is not None:
+            if not meta:  # the live hash is gone: the record says whose call it was
+                data = json.loads(record)
+                self.access.allow(
+                    request,
+                    _who(request).may_see_agent(str(data.get("agent_id", ""))),
+                    "another agent's call",
+                )
+            return web.Response(body=record, content_type="application/json")
+        why = "still in progress" if meta.get("status") == "active" else "not found"
+        return _json({"error": f"no record: call {why}"}, HTTPStatus.NOT_FOUND)
 
     # --- feeds ---------------------------------------------------------------------------------
-    async def _feed(self, ws: ServerConnection) -> None:
-        assert ws.request is not None
-        parts = urlsplit(ws.request.path).path.strip("/").split("/")
-        if not self._authorized(ws.request):
-            metrics.PANEL_REFUSED.labels("no_token").inc()
-            await ws.close(UNAUTHORIZED, "access token required")
-            return
-        kind = parts[1] if len(parts) > 1 else ""
-        want = {"wallboard": 2, "agent": 3, "call": 3}
-        if len(parts) != want.get(kind, 0):
+    async def _feed(self, request: web.Request) -> web.StreamResponse:
+        ident: Identity | None = request[IDENTITY]
+        kind, target = request.match_info["kind"], request.match_info.get("ident", "")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.access.origins(request):
+            raise self.access.refusal(request, HTTPStatus.FORBIDDEN, "bad_origin")
+        if self.paused:
+            raise web.HTTPServiceUnavailable(text="panels paused\n")
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+        await ws.prepare(request)
+        if ident is None:
+            await ws.close(code=UNAUTHORIZED, message=b"sign in: a token is required")
+            return ws
+        want = {"wallboard": "", "agent": "ident", "call": "ident"}
+        if kind not in want or bool(target) != bool(want[kind]):
             metrics.PANEL_REFUSED.labels("not_found").inc()
-            await ws.close(4404, "no such feed")
-            return
+            await ws.close(code=NOT_FOUND, message=b"no such feed")
+            return ws
+        if kind == "wallboard":
+            allowed = ident.may_see_board
+        elif kind == "agent":
+            allowed = ident.may_see_agent(target)
+        else:
+            owner = await self.redis.hget(self.keys.call(target), "agent_id")
+            allowed = ident.may_see_agent(str(owner or ""))
+        if not allowed:
+            metrics.PANEL_REFUSED.labels("forbidden").inc()
+            await ws.close(code=FORBIDDEN, message=b"your role may not see this feed")
+            return ws
+        await self._relay(ws, kind, target, request.path)
+        return ws
+
+    async def _relay(self, ws: web.WebSocketResponse, kind: str, target: str, path: str) -> None:
         metrics.PANEL_CLIENTS.labels(kind).inc()
+        self._sockets.add(ws)
         pubsub = self.redis.pubsub()
         relay = asyncio.create_task(
-            self.live.wallboard(ws, pubsub)
+            self.live.wallboard(ws.send_str, pubsub)
             if kind == "wallboard"
-            else self.live.call_feed(ws, pubsub, parts[2], follow_agent=kind == "agent")
+            else self.live.call_feed(ws.send_str, pubsub, target, follow_agent=kind == "agent")
         )
-        gone = asyncio.create_task(ws.wait_closed())  # the relay may be waiting on Redis
+        gone = asyncio.create_task(_until_closed(ws))  # the relay may be waiting on Redis
         try:
             await asyncio.wait({relay, gone}, return_when=asyncio.FIRST_COMPLETED)
             for task in (relay, gone):
@@ -228,61 +298,35 @@ class PanelServer:
             await asyncio.gather(relay, gone, return_exceptions=True)
             if relay.done() and not relay.cancelled() and relay.exception() is not None:
                 raise relay.exception()  # type: ignore[misc]
-        except ConnectionClosed:
+        except ConnectionResetError:
             pass
         except (RedisError, OSError) as exc:
             metrics.BUS_ERRORS.labels("panel").inc()
-            log.warning("panel feed %s: redis failed: %s", ws.request.path, exc)
-            with contextlib.suppress(ConnectionClosed):
-                await ws.close(1011, "redis unavailable; reconnect shortly")
+            log.warning("panel feed %s: redis failed: %s", path, exc)
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"redis unavailable")
         finally:
+            self._sockets.discard(ws)
             metrics.PANEL_CLIENTS.labels(kind).dec()
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-def _same(given: str, token: str) -> bool:
-    """A constant-time comparison that takes any text (`compare_digest` refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode(), token.encode())
+def _who(request: web.Request) -> Identity:
+    """The caller of a page or the API (`Access.check` found one, or refused)."""
+    ident = request[IDENTITY]
+    assert ident is not None
+    return ident
 
 
-def _page(path: str) -> str | None:
-    parts = path.strip("/").split("/")
-    if parts[0] == "wallboard" and len(parts) == 1:
-        return PAGES["wallboard"]
-    if parts[0] in ("agent", "call") and len(parts) == 2 and parts[1]:
-        return PAGES[parts[0]]
-    return None
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the page sends until it goes."""
+    async for _ in ws:
+        pass
 
 
-def _token(headers: Headers, path: str) -> str | None:
-    auth = headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    cookie = SimpleCookie()
-    with contextlib.suppress(Exception):
-        cookie.load(headers.get("Cookie", ""))
-    if COOKIE in cookie:
-        return cookie[COOKIE].value
-    query = parse_qs(urlsplit(path).query)
-    return query["token"][0] if "token" in query else None
+def _html(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="text/html", charset="utf-8")
 
 
-def _response(status: HTTPStatus, body: bytes, content_type: str, **extra: str) -> Response:
-    headers = Headers(
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-            *extra.items(),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, body)
-
-
-def _html(conn: ServerConnection, body: bytes) -> Response:
-    return _response(HTTPStatus.OK, body, "text/html; charset=utf-8")
-
-
-def _json(conn: ServerConnection, data: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
-    return _response(status, dumps(data).encode(), "application/json")
+def _json(data: Any, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
+    return web.Response(body=dumps(data).encode(), status=status, content_type="application/json")

@@ -11,9 +11,9 @@ stereo interleaved: channel 0 the leg the fork runs on (the caller: the customer
 other party (the agent); `layout=agent,customer` in the query swaps them for a fork on the agent's
 leg. Later text frames (`uuid_audio_fork ... send_text`) are logged, not errors.
 
-With `audiofork_token` configured the handshake must carry it: `Authorization: Bearer TOKEN`,
-basic auth with TOKEN as the password (what mod_audio_fork sends when
-MOD_AUDIO_FORK_HTTP_AUTH_USER/PASSWORD are set), or `?token=TOKEN`. Refusals before the upgrade
+The handshake must carry an ingest key (`--ingest-keys`): `Authorization: Bearer KEY`, or basic
+auth with KEY as the password (what mod_audio_fork sends when MOD_AUDIO_FORK_HTTP_AUTH_USER and
+MOD_AUDIO_FORK_HTTP_AUTH_PASSWORD are set); never in the URL. Refusals before the upgrade
 are HTTP 401; after it a close with an RFC 6455 code and a reason (1003 wrong rate or layout,
 1007 malformed, 1008 call in use, 1009 oversized), which mod_audio_fork reports as its
 `mod_audio_fork::error`/`connect_failed` event.
@@ -25,14 +25,12 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
 from gateway.calls import CallInUse, LiveCall
@@ -44,8 +42,6 @@ from gateway.ingest import (
     call_order,
     id_problem,
     load_json,
-    presented_secrets,
-    secret_matches,
 )
 from pipeline.types import CallInfo, Encoding
 
@@ -64,7 +60,7 @@ class ForkStart:
     agent_id: str
     rate: int
     order: list[int]  # the columns of the customer and the agent
-    metadata: str
+    metadata: dict[str, Any]  # the metadata frame's fields, when it is a JSON object
 
 
 def parse_fork(query: str, metadata: str | None) -> ForkStart:
@@ -92,7 +88,7 @@ def parse_fork(query: str, metadata: str | None) -> ForkStart:
     order = call_order(q.get("layout", "customer,agent").split(","))
     if order is None:
         raise Refusal(UNSUPPORTED, "unsupported_layout", "layout: customer,agent or agent,customer")
-    return ForkStart(call_id, agent_id, rate, order, metadata or "")
+    return ForkStart(call_id, agent_id, rate, order, meta)
 
 
 def _first(meta: dict[str, Any], *names: str) -> str | None:
@@ -107,13 +103,6 @@ class AudioForkAdapter(Adapter):
     protocol = "audiofork"
     path = "/audiofork"
 
-    def check(self, request: Request) -> Refusal | None:
-        token = self.config.audiofork_token
-        if token and not secret_matches(presented_secrets(request.path, request.headers), token):
-            reason = "audio fork needs the configured token"
-            return Refusal(HTTPStatus.UNAUTHORIZED, "unauthorized", reason)
-        return None
-
     async def handle(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         query = ws.request.path.partition("?")[2]
@@ -127,7 +116,7 @@ class AudioForkAdapter(Adapter):
             start = parse_fork(query, first if isinstance(first, str) else None)
             info = CallInfo(start.call_id, start.agent_id, start.rate, Encoding.PCM16)
             async with self.hub.call(
-                info, self.protocol, meta={"metadata": start.metadata[:512]}
+                info, self.protocol, meta=self.call_meta(ws, start.metadata)
             ) as call:
                 await self._stream(ws, call, start, first if isinstance(first, bytes) else None)
         except CallInUse:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,21 +35,67 @@ Forward = Callable[[Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class IngestKey:
+    """One bearer credential of the native protocol, the audio forks and WebRTC offers: a
+    tenant's name (logged and recorded with its calls) and its secret. A tenant may hold several
+    at once, so that a key is rotated without a moment when calls are refused."""
+
+    tenant: str
+    secret: str
+
+    def __repr__(self) -> str:  # never the secret, wherever a key is shown
+        return f"IngestKey({self.tenant!r}, ***)"
+
+    def text(self) -> str:
+        """The key as `--ingest-keys` takes it."""
+        return f"{self.tenant}:{self.secret}"
+
+
+INGESTS = ("native", "twilio", "audiohook", "audiofork")  # the WebSocket ingests
+DEFAULT_METADATA = frozenset({"queue", "direction", "language", "campaign"})
+MIN_SECRET = 16
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def parse_ingest_keys(text: str) -> tuple[IngestKey, ...]:
+    """`TENANT:SECRET,TENANT:SECRET,...` (a tenant may repeat); `ValueError` naming the entry's
+    position (never its secret) when one is malformed or its secret is too short to guess at."""
+    keys = []
+    for n, entry in enumerate((e.strip() for e in text.split(",")), 1):
+        if not entry:
+            continue
+        tenant, sep, secret = entry.partition(":")
+        if not sep or _TENANT.fullmatch(tenant) is None:
+            raise ValueError(f"ingest key {n}: must be TENANT:SECRET, TENANT of A-Z a-z 0-9 . _ -")
+        if len(secret) < MIN_SECRET or not secret.isascii() or not secret.isprintable():
+            raise ValueError(
+                f"ingest key {n} ({tenant}): the secret must be at least {MIN_SECRET} printable "
+                "ASCII characters (`agent-assist key TENANT` makes one)"
+            )
+        keys.append(IngestKey(tenant, secret))
+    return tuple(keys)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     max_frame_bytes: int = 65536
     start_timeout_s: float = 10.0
     drain_timeout_s: float = 30.0
-    twilio_auth_token: str | None = None  # validate X-Twilio-Signature when set
+    # the credentials (never in a repr); an ingest lacking its own is closed unless `insecure`
+    twilio_auth_token: str | None = field(default=None, repr=False)  # X-Twilio-Signature
     public_url: str | None = None  # the gateway's URL as the platform dials it (signatures)
-    audiohook_api_key: str | None = None  # AudioHook X-API-KEY (required when set)
-    audiohook_client_secret: str | None = None  # base64; verify the message signature when set
-    audiofork_token: str | None = None  # bearer token or basic-auth password for the audio fork
+    audiohook_api_key: str | None = field(default=None, repr=False)  # AudioHook X-API-KEY
+    audiohook_client_secret: str | None = field(default=None, repr=False)  # base64; signed
+    ingest_keys: tuple[IngestKey, ...] = ()  # native, audio fork and WebRTC bearer keys
     audiosocket_port: int | None = None  # Asterisk AudioSocket (TCP); None: not served
     audiosocket_allow: tuple[str, ...] = ()  # networks besides loopback that may connect to it
     webrtc_port: int | None = None  # WebRTC offer/answer and the softphone page; None: off
-    webrtc_token: str | None = None  # bearer token the offers need
+    ingests: tuple[str, ...] = INGESTS  # the WebSocket ingests served
+    insecure: bool = False  # an ingest without its credential takes anyone (loudly)
+    metadata_fields: frozenset[str] = DEFAULT_METADATA  # the call metadata kept; others dropped
+    tls: ssl.SSLContext | None = None  # wss:// and https:// (not AudioSocket: no TLS in Asterisk's)
 
 
 class CallInUse(Exception):

@@ -9,9 +9,11 @@
 - `valid_call_id`, `agent_id_of`, `id_problem`: call and agent ids, under the names the platforms
   give them, bounded before they become Redis keys (no `:`, the keys' separator, no newline).
 - `load_json`: a client's JSON, its nesting bounded (a deep one is malformed, not a crash).
+- `kept_metadata`: a call's metadata cut to the configured fields, phone numbers masked.
 - `party`, `call_order`: the parties (customer, agent) under the names the platforms give them.
-- `presented_secrets`, `secret_matches`: the credentials a client presents, compared in
-  constant time.
+- `IngestKey`, `parse_ingest_keys`, `tenant_of`, `key_refusal`: the tenants' bearer keys of the
+  native protocol, the audio forks and WebRTC; `presented_secrets` (headers only, never the URL)
+  and `secret_matches` compare credentials in constant time.
 - `Adapter`: a WebSocket protocol at a path; `check` is its credential hook, run on the
   handshake, before any audio.
 """
@@ -27,14 +29,14 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.calls import CallHub, GatewayConfig
+from gateway.calls import CallHub, GatewayConfig, IngestKey
 from pipeline.runtime import metrics
 from pipeline.types import Channel
 
@@ -86,12 +88,37 @@ def valid_call_id(value: object) -> bool:
     return isinstance(value, str) and _CALL_ID.fullmatch(value) is not None
 
 
+MAX_NESTING = 64  # deeper than any protocol's message; a parser's recursion never comes near
+
+
 def load_json(text: str | bytes) -> Any:
-    """A client's JSON; `ValueError` for malformed JSON, nesting too deep included."""
+    """A client's JSON; `ValueError` for malformed JSON, nesting deeper than `MAX_NESTING`
+    included: refused before the parser recurses (a `RecursionError` deep in C code leaves
+    CPython 3.11's recursion accounting off; the parser is never asked to go that deep)."""
+    raw = text.encode() if isinstance(text, str) else text
+    opened = raw.count(b"[") + raw.count(b"{")
+    if opened > MAX_NESTING and _depth(raw) > MAX_NESTING:
+        raise ValueError(f"JSON nested deeper than {MAX_NESTING}")
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
+
+
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of `raw`'s arrays and objects (brackets inside strings skipped)."""
+    depth = deepest = 0
+    for m in _STRUCTURE.finditer(raw):
+        token = m.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def agent_id_of(*sources: Mapping[str, Any]) -> str:
@@ -115,6 +142,35 @@ def id_problem(
     if not isinstance(agent_id, str) or len(agent_id) > MAX_ID:
         return f"{names[1]} must be a string of at most {MAX_ID} characters"
     return None
+
+
+MAX_METADATA_VALUE = 256
+_PHONE = re.compile(r"\+?[\d\s().-]{7,40}")
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def masked_phone(value: str) -> str:
+    """A value that is a phone number (7 to 15 digits, spaced as people write them; not a
+    date), masked as other PII is: all but its last four digits."""
+    text = value.strip()
+    digits = re.sub(r"\D", "", text)
+    if _PHONE.fullmatch(text) and 7 <= len(digits) <= 15 and not _DATE.fullmatch(text):
+        return "***" + digits[-4:]
+    return value
+
+
+def kept_metadata(raw: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, str]:
+    """The call metadata a platform sent, cut to the configured fields (`metadata_fields`):
+    only those are stored, published and logged; each a scalar, at most 256 characters, a phone
+    number masked. Everything else (caller numbers, free-form custom fields) is dropped."""
+    out = {}
+    for name in sorted(allowed & raw.keys()):
+        value = raw[name]
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            out[name] = masked_phone(str(value)[:MAX_METADATA_VALUE])
+    return out
 
 
 PARTIES = {
@@ -144,13 +200,13 @@ def call_order(names: Sequence[object]) -> list[int] | None:
 # --- credentials --------------------------------------------------------------------------------
 
 
-def presented_secrets(target: str, headers: Mapping[str, str]) -> list[str]:
-    """The credentials a client presents: `Authorization: Bearer T`, basic auth's password, or
-    `?token=T` on the request target (for clients that cannot set headers)."""
-    found = [parse_qs(target.partition("?")[2]).get("token", [""])[-1]]
+def presented_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The credentials a client presents in its headers: `Authorization: Bearer T` or basic
+    auth's password. Never the query string: a URL lands in access logs and histories."""
+    found = []
     scheme, _, cred = headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        found.append(cred)
+        found.append(cred.strip())
     elif scheme.lower() == "basic":
         with contextlib.suppress(binascii.Error, UnicodeDecodeError):
             found.append(base64.b64decode(cred, validate=True).decode().partition(":")[2])
@@ -159,9 +215,37 @@ def presented_secrets(target: str, headers: Mapping[str, str]) -> list[str]:
 
 def secret_matches(given: str | Sequence[str], expected: str) -> bool:
     """Whether a presented credential (or any of several) is the configured one, in constant
-    time for each."""
+    time for each. A credential that is not ASCII never matches (and is no error)."""
     candidates = [given] if isinstance(given, str) else given
-    return any(hmac.compare_digest(c.encode(), expected.encode()) for c in candidates)
+    want = expected.encode()
+    return any(hmac.compare_digest(c.encode("utf-8", "replace"), want) for c in candidates)
+
+
+def tenant_of(headers: Mapping[str, str], keys: Sequence[IngestKey]) -> str | None:
+    """The tenant whose ingest key the request presents, or None. Every key is compared, so the
+    time taken does not tell which came close."""
+    given = presented_secrets(headers)
+    found = None
+    for key in keys:
+        if secret_matches(given, key.secret) and found is None:
+            found = key.tenant
+    return found
+
+
+def key_refusal(headers: Mapping[str, str], config: GatewayConfig, what: str) -> Refusal | None:
+    """The bearer check of the protocols that take an ingest key (`what` names the protocol in
+    the reason): None when a configured key is presented, or when none is configured and the
+    gateway runs `--insecure`."""
+    if not config.ingest_keys:
+        if config.insecure:
+            return None
+        reason = f"{what} is closed: no ingest key is configured (--ingest-keys)"
+        return Refusal(HTTPStatus.UNAUTHORIZED, "not_configured", reason)
+    if tenant_of(headers, config.ingest_keys) is None:
+        given = "a wrong" if presented_secrets(headers) else "no"
+        reason = f"{what} needs an ingest key (Authorization: Bearer KEY); {given} key was given"
+        return Refusal(HTTPStatus.UNAUTHORIZED, "unauthorized", reason)
+    return None
 
 
 # --- the WebSocket protocols --------------------------------------------------------------------
@@ -179,8 +263,30 @@ class Adapter:
 
     def check(self, request: Request) -> Refusal | None:
         """The handshake's credential hook: a `Refusal` with an HTTP status (counted, logged and
-        answered by the server before any audio), or None to let the upgrade through."""
-        return None
+        answered by the server before any audio), or None to let the upgrade through. By
+        default: an ingest key (`key_refusal`)."""
+        return key_refusal(request.headers, self.config, self.path)
+
+    @classmethod
+    def missing(cls, config: GatewayConfig) -> str | None:
+        """The setting of the credential this protocol lacks in `config` (then it is closed to
+        all, or under `insecure` open to all), or None."""
+        return None if config.ingest_keys else "--ingest-keys"
+
+    def call_meta(
+        self, ws: ServerConnection | None, metadata: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What the call record keeps beside the ids: the tenant whose ingest key the connection
+        presented, and the platform's metadata cut to the configured fields (`kept_metadata`)."""
+        out: dict[str, Any] = {}
+        if ws is not None and ws.request is not None:
+            tenant = tenant_of(ws.request.headers, self.config.ingest_keys)
+            if tenant:
+                out["tenant"] = tenant
+        kept = kept_metadata(metadata or {}, self.config.metadata_fields)
+        if kept:
+            out["metadata"] = kept
+        return out
 
     async def handle(self, ws: ServerConnection) -> None:
         raise NotImplementedError

@@ -54,7 +54,8 @@ def parse_control(message: str) -> dict[str, Any]:
     return data
 
 
-def parse_start(message: str | bytes) -> CallInfo:
+def parse_start(message: str | bytes) -> tuple[CallInfo, dict[str, Any]]:
+    """The call a start message opens, and its `metadata` object (empty when absent)."""
     if isinstance(message, bytes):
         raise Refusal(
             WsClose.BAD_MESSAGE, "audio_before_start", "first message must be a JSON start"
@@ -101,7 +102,11 @@ def parse_start(message: str | bytes) -> CallInfo:
             "unsupported_layout",
             'layout must be ["customer", "agent"] (channel 0, channel 1)',
         )
-    return CallInfo(call_id=call_id, agent_id=agent_id, sample_rate=rate, encoding=encoding)
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise Refusal(WsClose.BAD_MESSAGE, "bad_start", "metadata must be an object")
+    info = CallInfo(call_id=call_id, agent_id=agent_id, sample_rate=rate, encoding=encoding)
+    return info, metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,7 @@ class NativeAdapter(Adapter):
     async def handle(self, ws: ServerConnection) -> None:
         try:
             first = await asyncio.wait_for(ws.recv(), self.config.start_timeout_s)
-            info = parse_start(first)
+            info, metadata = parse_start(first)
             if self.hub.in_use(info.call_id):
                 raise Refusal(WsClose.CONFLICT, "call_in_use", "call_id is already streaming")
         except TimeoutError:
@@ -155,7 +160,7 @@ class NativeAdapter(Adapter):
                 await ws.send(to_json(event))
 
         try:
-            call = await self._run(ws, info, forward)
+            call = await self._run(ws, info, forward, self.call_meta(ws, metadata))
         except CallInUse:  # taken on Redis: by another gateway's call, or a finished one
             reason = "call_id is in use or was used before"
             await self.close(ws, Refusal(WsClose.CONFLICT, "call_in_use", reason), info.call_id)
@@ -171,10 +176,12 @@ class NativeAdapter(Adapter):
                 await ws.send(json.dumps(stopped))
                 await ws.close(WsClose.NORMAL, "call stopped")
 
-    async def _run(self, ws: ServerConnection, info: CallInfo, forward: Forward) -> LiveCall:
+    async def _run(
+        self, ws: ServerConnection, info: CallInfo, forward: Forward, meta: dict[str, Any]
+    ) -> LiveCall:
         """The call, from the first audio to the finals of what was said."""
         rules = FrameRules(info.frame_bytes, self.config.max_frame_bytes)
-        async with self.hub.call(info, self.protocol, forward) as call:
+        async with self.hub.call(info, self.protocol, forward, meta) as call:
             started = {"type": "started", "version": PROTOCOL_VERSION, "call_id": info.call_id}
             await ws.send(json.dumps(started))
             error: Refusal | None = None

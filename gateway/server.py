@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -45,6 +46,43 @@ __all__ = ["STREAM_PATH", "Gateway", "GatewayConfig"]
 log = logging.getLogger(__name__)
 
 STREAM_PATH = NativeAdapter.path
+ADAPTERS: tuple[type[Adapter], ...] = (
+    NativeAdapter,
+    TwilioAdapter,
+    AudioHookAdapter,
+    AudioForkAdapter,
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def unprotected(config: GatewayConfig) -> list[str]:
+    """Each ingest served without its credential, with the setting that would give it one."""
+    kinds = [k for k in ADAPTERS if k.protocol in config.ingests]
+    out = [f"{k.path} ({m})" for k in kinds if (m := k.missing(config)) is not None]
+    if config.webrtc_port is not None and not config.ingest_keys:
+        out.append("WebRTC (--ingest-keys)")
+    return out
+
+
+def exposure(config: GatewayConfig) -> str | None:
+    """Why the gateway must not start as configured: an ingest without a credential on a
+    non-loopback address, unless `insecure`. None when it may."""
+    gaps = unprotected(config)
+    if not gaps or config.insecure or is_loopback(config.host):
+        return None
+    return (
+        f"refusing to listen on {config.host}: ingests without a credential: {', '.join(gaps)}. "
+        "Configure each (README, Security), serve fewer (--ingests), or pass --insecure to let "
+        "anyone stream to them"
+    )
 
 
 class Gateway:
@@ -57,13 +95,9 @@ class Gateway:
         self.config = config
         self.hub = CallHub(bus, stages)
         self.adapters: dict[str, Adapter] = {
-            a.path: a
-            for a in (
-                NativeAdapter(self.hub, config),
-                TwilioAdapter(self.hub, config),
-                AudioHookAdapter(self.hub, config),
-                AudioForkAdapter(self.hub, config),
-            )
+            kind.path: kind(self.hub, config)
+            for kind in ADAPTERS
+            if kind.protocol in config.ingests
         }
         self.audiosocket = (
             AudioSocketServer(self.hub, config) if config.audiosocket_port is not None else None
@@ -82,9 +116,17 @@ class Gateway:
         return self.url_for(STREAM_PATH)
 
     def url_for(self, path: str) -> str:
-        return f"ws://{self.config.host}:{self.port}{path}"
+        scheme = "wss" if self.config.tls is not None else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}{path}"
 
     async def start(self) -> None:
+        if (problem := exposure(self.config)) is not None:
+            raise ValueError(problem)
+        if gaps := ", ".join(unprotected(self.config)):
+            if self.config.insecure:
+                log.warning("INSECURE (--insecure): these ingests take anyone: %s", gaps)
+            else:
+                log.info("closed until their credential is configured: %s", gaps)
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -93,6 +135,7 @@ class Gateway:
             select_subprotocol=_subprotocol,
             max_size=self.config.max_frame_bytes * 4,  # hard stop; the rules give the clear error
             max_queue=32,
+            ssl=self.config.tls,
         )
         log.info("gateway listening on %s", self.url_for(""))
         if self.audiosocket is not None:

@@ -33,7 +33,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.calls import CallInUse, LiveCall
+from gateway.calls import CallInUse, GatewayConfig, LiveCall
 from gateway.ingest import (
     Adapter,
     Refusal,
@@ -239,13 +239,20 @@ class TwilioAdapter(Adapter):
     def check(self, request: Request) -> Refusal | None:
         token = self.config.twilio_auth_token
         if not token:
-            return None
+            if self.config.insecure:
+                return None
+            reason = "/twilio is closed: no Twilio auth token is configured (--twilio-auth-token)"
+            return Refusal(HTTPStatus.UNAUTHORIZED, "not_configured", reason)
         given = request.headers.get("X-Twilio-Signature", "")
         base = self.config.public_url or f"ws://{request.headers.get('Host', '')}"
         expected = [signature(token, url) for url in signed_urls(base, request.path)]
         if any(secret_matches(given, e) for e in expected):
             return None
         return Refusal(HTTPStatus.FORBIDDEN, "forbidden", "X-Twilio-Signature does not match")
+
+    @classmethod
+    def missing(cls, config: GatewayConfig) -> str | None:
+        return None if config.twilio_auth_token else "--twilio-auth-token"
 
     async def handle(self, ws: ServerConnection) -> None:
         stream = TwilioStream()
@@ -260,7 +267,7 @@ class TwilioAdapter(Adapter):
                             "call_sid": out.call_sid,
                             "stream_sid": out.stream_sid,
                             "tracks": len(out.tracks),
-                        }
+                        } | self.call_meta(None, out.parameters)
                         try:
                             call = await stack.enter_async_context(
                                 self.hub.call(info, self.protocol, meta=meta)

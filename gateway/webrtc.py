@@ -11,7 +11,8 @@ agent (SIP-to-WebRTC gateways send one per party); "stereo" is one stereo Opus t
 customer, right the agent (the answer carries `stereo=1;sprop-stereo=1` so the browser keeps both
 channels); "agent" or "customer" is one track of that party alone (an agent's softphone mic).
 Only Opus is accepted. Bad input is answered with an HTTP error and a JSON
-`{"error": kind, "reason": ...}`: 400 malformed, 401 without the configured token, 409 call id
+`{"error": kind, "reason": ...}`: 400 malformed, 401 without an ingest key (`Authorization:
+Bearer KEY`, the native protocol's keys; the softphone page asks for one), 409 call id
 in use, 413 oversized, 415 no Opus or the wrong number of audio tracks.
 """
 
@@ -42,11 +43,10 @@ from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall
 from gateway.ingest import (
     Refusal,
     id_problem,
+    key_refusal,
     load_json,
     party,
-    presented_secrets,
     refused,
-    secret_matches,
 )
 from gateway.tracks import TrackAligner, TrackJump
 from pipeline.runtime import metrics
@@ -146,7 +146,6 @@ class WebRtcServer:
     def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
         self.hub = hub
         self.config = config
-        self.token = config.webrtc_token
         self._peers: dict[str, _Peer] = {}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -154,7 +153,8 @@ class WebRtcServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.config.tls is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_OFFER * 2)
@@ -164,7 +164,12 @@ class WebRtcServer:
         app.router.add_post("/webrtc/hangup", self._hangup)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.config.host, self.config.webrtc_port or 0)
+        self._site = web.TCPSite(
+            self._runner,
+            self.config.host,
+            self.config.webrtc_port or 0,
+            ssl_context=self.config.tls,
+        )
         await self._site.start()
         server = self._site._server
         assert server is not None
@@ -187,16 +192,10 @@ class WebRtcServer:
     async def _script(self, request: web.Request) -> web.StreamResponse:
         return _static("softphone.js", "application/javascript")
 
-    def _authorized(self, request: web.Request) -> bool:
-        if not self.token:
-            return True
-        given = presented_secrets(request.path_qs, request.headers)
-        return secret_matches(given, self.token)
-
     async def _offer(self, request: web.Request) -> web.StreamResponse:
         try:
-            if not self._authorized(request):
-                raise Refusal(UNAUTHORIZED, "unauthorized", "a valid token is required")
+            if (refusal := key_refusal(request.headers, self.config, "WebRTC")) is not None:
+                raise refusal
             offer = parse_offer(await request.read())
             if self.hub.in_use(offer.call_id) or offer.call_id in self._peers:
                 raise Refusal(CONFLICT, "call_in_use", f"call {offer.call_id} is already streaming")
@@ -207,8 +206,9 @@ class WebRtcServer:
         return web.json_response({"type": "answer", "sdp": answer, "call_id": offer.call_id})
 
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return web.json_response({"error": "unauthorized"}, status=401)
+        if (refusal := key_refusal(request.headers, self.config, "WebRTC")) is not None:
+            refused(PROTOCOL, refusal.kind, refusal.reason, request.remote)
+            return web.json_response({"error": refusal.kind, "reason": refusal.reason}, status=401)
         with contextlib.suppress(ValueError, AttributeError):
             peer = self._peers.get(load_json(await request.read()).get("call_id"))
             if peer is not None:

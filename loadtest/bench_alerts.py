@@ -28,7 +28,9 @@ from agent_assist.app import Service
 from agent_assist.cli import sample_call
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
+from coach_ui.auth import Role
 from loadtest.browser import alert_seen, launch, open_panel
+from loadtest.clients import LOCAL
 
 
 def pct(values: list[float], q: float) -> float:
@@ -38,16 +40,19 @@ def pct(values: list[float], q: float) -> float:
 
 async def bench(path: Path, runs: int, speed: float) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    settings = Settings(port=0, panel_port=0, log_level="WARNING")
+    settings = Settings(port=0, panel_port=0, log_level="WARNING", **LOCAL.settings())
     async with Service(settings) as service, async_playwright() as p:
         assert service.panels is not None
         panels = service.panels
+        token = panels.mint("bench-alerts", Role.SUPERVISOR)
         browser = await launch(p)
         for run in range(runs):
             call, agent = f"bench-alerts-{run}", f"bench-agent-{run}"
-            board = await open_panel(browser, panels.url("/wallboard"))
-            panel = await open_panel(browser, panels.url(f"/agent/{agent}"))
-            result = await replay(path, service.url, speed, call_id=call, agent_id=agent)
+            board = await open_panel(browser, panels.url("/wallboard"), token)
+            panel = await open_panel(browser, panels.url(f"/agent/{agent}"), token)
+            result = await replay(
+                path, service.url, speed, call_id=call, agent_id=agent, key=service.ingest_key
+            )
             await asyncio.sleep(1.0)  # the last alerts in flight
             seen = {"wallboard": await alert_seen(board), "agent": await alert_seen(panel)}
             for got in result.events:

@@ -26,6 +26,7 @@ import numpy as np
 from agent_assist.cli import sample_call
 from agent_assist.replay import read_wav, replay
 from loadtest.bench_spine import pct, server
+from loadtest.clients import LOCAL
 from pipeline.mood.call_mood import MoodConfig, MoodServices
 from pipeline.mood.prosody import measure
 from pipeline.mood.sentiment import SentimentConfig
@@ -88,7 +89,9 @@ async def stage_cost(services: MoodServices, calls: int, rounds: int) -> dict[st
 async def e2e(url: str, calls: int) -> list[float]:
     async def one(i: int) -> list[float]:
         await asyncio.sleep(i * 2.3)
-        result = await replay(sample_call(), url, 1.0, call_id=f"mood-{calls}-{i}")
+        result = await replay(
+            sample_call(), url, 1.0, call_id=f"mood-{calls}-{i}", key=LOCAL.key.secret
+        )
         finals: dict[tuple[str, int], float] = {}
         lags = []
         for r in result.received:

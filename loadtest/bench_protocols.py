@@ -36,7 +36,7 @@ from agent_assist.app import Service
 from agent_assist.cli import sample_call
 from agent_assist.settings import Settings
 from loadtest import bench_spine
-from loadtest.clients import stereo_pcm
+from loadtest.clients import LOCAL, stereo_pcm
 from loadtest.protocols import PARTIES, PROTOCOLS, loopback_ice, stream
 from pipeline.bus.redis_bus import call_state
 from pipeline.runtime import metrics
@@ -71,7 +71,12 @@ async def bench(
 ) -> None:
     pcm, rate = stereo_pcm(path)
     settings = Settings(
-        port=0, panel_port=0, audiosocket_port=0, webrtc_port=0, log_level="WARNING"
+        port=0,
+        panel_port=0,
+        audiosocket_port=0,
+        webrtc_port=0,
+        log_level="WARNING",
+        **LOCAL.settings(),
     )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp, loopback_ice():

@@ -26,6 +26,7 @@ from agent_assist.cli import sample_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest.bench_spine import free_port, pct, scrape, wait_http
+from loadtest.clients import LOCAL
 
 QUIET = ["--panels", "false", "--webrtc-port", "-1", "--audiosocket-port", "-1"]
 
@@ -33,7 +34,7 @@ QUIET = ["--panels", "false", "--webrtc-port", "-1", "--audiosocket-port", "-1"]
 @contextlib.contextmanager
 def processes(redis_url: str, workers: int, logs: Path) -> Iterator[int]:
     """A gateway (one process when `workers` is 0, else `--role gateway`) and its workers."""
-    env = os.environ | {"REDIS_URL": redis_url, "AGENT_ASSIST_LOG_LEVEL": "WARNING"}
+    env = os.environ | LOCAL.env() | {"REDIS_URL": redis_url, "AGENT_ASSIST_LOG_LEVEL": "WARNING"}
     cli = [sys.executable, "-m", "agent_assist.cli"]
     procs: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
@@ -68,7 +69,13 @@ async def calls(port: int, n: int, speed: float) -> list[float]:
     url = f"ws://127.0.0.1:{port}/v1/stream"
     results = await asyncio.gather(
         *(
-            replay(Path(sample_call()), url, speed, call_id=f"bench-{uuid.uuid4().hex}")
+            replay(
+                Path(sample_call()),
+                url,
+                speed,
+                call_id=f"bench-{uuid.uuid4().hex}",
+                key=LOCAL.key.secret,
+            )
             for _ in range(n)
         )
     )

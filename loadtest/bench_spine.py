@@ -32,6 +32,7 @@ import jiwer
 import numpy as np
 
 from agent_assist.replay import replay
+from loadtest.clients import LOCAL
 from pipeline.speech.asr import AsrConfig, PassKind
 from pipeline.speech.audio import Resampler
 from pipeline.speech.whisper import WhisperEngine
@@ -167,7 +168,7 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], within: float
 @contextlib.contextmanager
 def server(extra: list[str]) -> Any:
     port = free_port()
-    env = os.environ | {"AGENT_ASSIST_LOG_LEVEL": "WARNING"}
+    env = os.environ | LOCAL.env() | {"AGENT_ASSIST_LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
     cmd = [sys.executable, "-m", "agent_assist.cli", "serve", "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, env=env)
@@ -209,7 +210,7 @@ async def stream_prompts(
         async with sem:
             wav = tmp / f"{i}.wav"
             wav.write_bytes(as_call(read_mono(path)))
-            result = await replay(wav, url, speed, call_id=f"wer-{i}")
+            result = await replay(wav, url, speed, call_id=f"wer-{i}", key=LOCAL.key.secret)
             finals = [
                 e
                 for e in result.events

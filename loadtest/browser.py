@@ -47,9 +47,24 @@ def fake_microphone(wav: Path) -> list[str]:
     ]
 
 
-async def open_panel(browser: Browser, url: str, width: int = 1400, height: int = 900) -> Page:
-    """A page in its own browser context (own cookies, own sockets), loaded and live."""
+async def open_panel(
+    browser: Browser, url: str, token: str, width: int = 1400, height: int = 900
+) -> Page:
+    """A page in its own browser context (own cookies, own sockets), signed in with `token` (the
+    session cookie `/login` would set), loaded and live."""
     context = await browser.new_context(viewport={"width": width, "height": height})
+    base = "/".join(url.split("/")[:3])
+    await context.add_cookies(
+        [
+            {
+                "name": "aa_session",
+                "value": token,
+                "url": base,
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
     page = await context.new_page()
     errors = _ERRORS.setdefault(page, [])
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -32,8 +32,46 @@ from websockets.exceptions import ConnectionClosed
 from agent_assist.replay import read_wav
 from gateway.audiofork import SUBPROTOCOL
 from gateway.audiohook import SIGNED, sign
+from gateway.calls import IngestKey
+from gateway.twilio import signature
 from pipeline.speech.audio import MULAW_TO_PCM16, encode_mulaw
 from pipeline.types import PCM, Encoding
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credentials of a local server that a benchmark or test starts (fresh each run), and
+    how its clients present them."""
+
+    key: IngestKey = field(default_factory=lambda: IngestKey("loadtest", secrets.token_urlsafe(24)))
+    twilio_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    audiohook_api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def env(self) -> dict[str, str]:
+        """The server process's variables that configure them."""
+        return {
+            "AGENT_ASSIST_INGEST_KEYS": self.key.text(),
+            "TWILIO_AUTH_TOKEN": self.twilio_token,
+            "AGENT_ASSIST_AUDIOHOOK_API_KEY": self.audiohook_api_key,
+        }
+
+    def settings(self) -> dict[str, str]:
+        """The same as `Settings` fields, for a server started in this process."""
+        return {
+            "ingest_keys": self.key.text(),
+            "twilio_auth_token": self.twilio_token,
+            "audiohook_api_key": self.audiohook_api_key,
+        }
+
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key.secret}"}
+
+    def twilio(self, url: str) -> dict[str, str]:
+        """The upgrade's `X-Twilio-Signature`, as Twilio signs a Media Stream to `url`."""
+        return {"X-Twilio-Signature": signature(self.twilio_token, url)}
+
+
+LOCAL = Credentials()  # this process's local servers
 
 
 def stereo_pcm(path: Path) -> tuple[PCM, int]:

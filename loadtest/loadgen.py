@@ -69,7 +69,7 @@ from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest import bench_spine
 from loadtest.bench_spine import pct, scrape, server
-from loadtest.clients import Pacer, audiohook_call, stereo_pcm, twilio_call
+from loadtest.clients import LOCAL, Pacer, audiohook_call, stereo_pcm, twilio_call
 from loadtest.protocols import resample, write_wav
 
 PROTOCOLS = ("native", "twilio", "audiohook")
@@ -125,16 +125,26 @@ async def run_call(url: str, call: ScriptedCall, protocol: str, run: CallRun) ->
     pacer = Pacer()
     try:
         if protocol == "native":
-            result = await replay(call.wav, url, call_id=run.call_id, agent_id="load-agent")
+            result = await replay(
+                call.wav, url, call_id=run.call_id, agent_id="load-agent", key=LOCAL.key.secret
+            )
             run.t0, run.lag = result.started_at, result.lag
         elif protocol == "twilio":
             params = {"call_id": run.call_id, "agent_id": "load-agent"}
             sid = "CA" + uuid.uuid4().hex
-            await twilio_call(f"{base}/twilio", call.pcm, sid, params, pacer=pacer)
+            twilio = f"{base}/twilio"
+            await twilio_call(
+                twilio, call.pcm, sid, params, headers=LOCAL.twilio(twilio), pacer=pacer
+            )
             run.t0, run.lag = pacer.start, pacer.lag
         else:
             await audiohook_call(
-                f"{base}/audiohook", call.pcm, run.call_id, agent_id="load-agent", pacer=pacer
+                f"{base}/audiohook",
+                call.pcm,
+                run.call_id,
+                agent_id="load-agent",
+                api_key=LOCAL.audiohook_api_key,
+                pacer=pacer,
             )
             run.t0, run.lag = pacer.start, pacer.lag
         run.done = True

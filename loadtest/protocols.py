@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import uuid
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from redis.asyncio import Redis
 
 from agent_assist.app import Service
 from agent_assist.replay import replay
+from gateway.server import Gateway
 from loadtest.browser import fake_microphone, launch
 from loadtest.clients import (
     AudioHookResult,
@@ -123,18 +125,43 @@ async def streamdouble(url: str, wavs: tuple[Path, Path], call_id: str, *extra: 
     return text
 
 
+@contextlib.asynccontextmanager
+async def unsigned_twilio(service: Service) -> AsyncIterator[Gateway]:
+    """A Twilio-only gateway beside the service's, on its Redis and models, that takes unsigned
+    requests (`insecure`, on loopback): `streamdouble` simulates Twilio's stream but does not
+    sign the upgrade as Twilio does (the signature check has tests of its own)."""
+    assert service.gateway is not None and service.bus is not None
+    config = dataclasses.replace(
+        service.gateway.config,
+        port=0,
+        ingests=("twilio",),
+        twilio_auth_token=None,
+        insecure=True,
+        audiosocket_port=None,
+        webrtc_port=None,
+    )
+    gateway = Gateway(config, service.bus, service.gateway.hub.stages)
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
 async def softphone(service: Service, mic: Path, call_id: str, seconds: float) -> dict[str, Any]:
     """Chromium calls the softphone page with `mic` as its microphone for `seconds`, then hangs
     up; returns the page's state while it streamed."""
     gw = service.gateway
     assert gw is not None and gw.webrtc is not None
-    url = f"{gw.webrtc.url}/softphone?call_id={call_id}&agent_id=agent-5&layout=tracks&autostart=1"
+    url = f"{gw.webrtc.url}/softphone?call_id={call_id}&agent_id=agent-5&layout=tracks"
     errors: list[str] = []
     async with async_playwright() as p:
         browser = await launch(p, *fake_microphone(mic))
         page = await browser.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(url)
+        await page.fill("#token", service.ingest_key)  # as a user types it in
+        await page.evaluate("document.getElementById('form').requestSubmit()")
         await page.wait_for_function(
             "['streaming', 'error'].includes(window.softphone.state)", timeout=30_000
         )
@@ -157,7 +184,7 @@ async def stream(
     detail: dict[str, Any] = {}
     if protocol == "native":
         wav = write_wav(workdir / f"{call_id}.wav", pcm, rate)
-        result = await replay(wav, gw.url, 1.0, call_id=call_id)
+        result = await replay(wav, gw.url, 1.0, call_id=call_id, key=service.ingest_key)
         detail["close_code"] = result.close_code
     elif protocol == "twilio":
         pcm8 = resample(pcm, rate, 8000) if rate != 8000 else pcm
@@ -165,18 +192,25 @@ async def stream(
             write_wav(workdir / f"{call_id}-customer.wav", pcm8[:, 0], 8000),
             write_wav(workdir / f"{call_id}-agent.wav", pcm8[:, 1], 8000),
         )
-        detail["output"] = await streamdouble(gw.url_for("/twilio"), wavs, call_id)
+        async with unsigned_twilio(service) as twilio:  # the simulator cannot sign its requests
+            detail["output"] = await streamdouble(twilio.url_for("/twilio"), wavs, call_id)
     elif protocol == "audiohook":
         call_id = str(uuid.uuid4())  # AudioHook's call id is the conversation's UUID
         pcm8 = resample(pcm, rate, 8000) if rate != 8000 else pcm
         result_ah: AudioHookResult = await audiohook_call(
-            gw.url_for("/audiohook"), pcm8, call_id, agent_id="agent-9"
+            gw.url_for("/audiohook"),
+            pcm8,
+            call_id,
+            agent_id="agent-9",
+            api_key=gw.config.audiohook_api_key or "",
+            client_secret=gw.config.audiohook_client_secret,
         )
         detail["audiohook"] = result_ah
     elif protocol == "audiofork":
         pcm16 = resample(pcm, rate, 16000) if rate != 16000 else pcm
         meta = json.dumps({"callId": call_id, "agentId": "agent-3", "sampleRate": 16000})
-        session = await audiofork_call(gw.url_for("/audiofork"), pcm16, 16000, meta)
+        auth = {"Authorization": f"Bearer {service.ingest_key}"}
+        session = await audiofork_call(gw.url_for("/audiofork"), pcm16, 16000, meta, headers=auth)
         detail["close_code"] = session.close_code
     elif protocol == "audiosocket":
         assert gw.audiosocket is not None

@@ -23,7 +23,9 @@ from agent_assist.app import Service  # noqa: E402
 from agent_assist.cli import sample_call  # noqa: E402
 from agent_assist.replay import replay  # noqa: E402
 from agent_assist.settings import Settings  # noqa: E402
+from coach_ui.auth import Role  # noqa: E402
 from loadtest.browser import launch, open_panel  # noqa: E402
+from loadtest.clients import LOCAL  # noqa: E402
 
 CALLS = [
     (sample_call(), "call-7431", "maria"),
@@ -35,14 +37,18 @@ CALLS = [
 async def main() -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
-    async with Service(Settings(port=0, panel_port=0, log_level="WARNING")) as service:
+    settings = Settings(port=0, panel_port=0, log_level="WARNING", **LOCAL.settings())
+    async with Service(settings) as service:
         assert service.panels is not None
+        token = service.panels.mint("screenshots", Role.SUPERVISOR)
         async with async_playwright() as p:
             browser = await launch(p)
-            board = await open_panel(browser, service.panels.url("/wallboard"), 1600, 900)
-            agent = await open_panel(browser, service.panels.url("/agent/maria"), 1400, 900)
+            board = await open_panel(browser, service.panels.url("/wallboard"), token, 1600, 900)
+            agent = await open_panel(browser, service.panels.url("/agent/maria"), token, 1400, 900)
             calls = [
-                asyncio.create_task(replay(path, service.url, 1.0, call_id=c, agent_id=a))
+                asyncio.create_task(
+                    replay(path, service.url, 1.0, call_id=c, agent_id=a, key=service.ingest_key)
+                )
                 for path, c, a in CALLS
             ]
             await board.locator(

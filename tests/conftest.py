@@ -19,6 +19,7 @@ from agent_assist.app import Service
 from agent_assist.cli import sample_call
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
+from loadtest.clients import LOCAL
 from loadtest.protocols import loopback_ice as allow_loopback_ice
 from pipeline.bus.redis_bus import Keys, call_state, follow_call
 
@@ -32,7 +33,8 @@ def settings() -> Settings:
         panel_port=0,
         audiosocket_port=0,
         webrtc_port=0,
-        panel_token="test-token",
+        panel_secret="test-panel-secret-0123456789abcdef",
+        **LOCAL.settings(),
         redis_url=None,
         call_ttl_s=600,
         log_level="INFO",
@@ -76,7 +78,9 @@ async def sample_streamed(service, sample_path, keys):
 
     listener = asyncio.create_task(listen())
     call_id = SAMPLE_CALL_ID
-    call = asyncio.create_task(replay(sample_path, service.url, SAMPLE_SPEED, call_id=call_id))
+    call = asyncio.create_task(
+        replay(sample_path, service.url, SAMPLE_SPEED, call_id=call_id, key=service.ingest_key)
+    )
     await asyncio.sleep(72 / SAMPLE_SPEED / 2)  # half-way through the call: a panel joins late
     late = [e.to_dict() async for e in follow_call(redis, keys, SAMPLE_CALL_ID)]
     result = await call

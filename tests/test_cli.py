@@ -7,6 +7,7 @@ import json
 import os
 import re
 import struct
+import subprocess
 import sys
 import wave
 from pathlib import Path
@@ -68,6 +69,7 @@ async def test_replay_json_prints_one_event_per_line(
         "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=os.environ | {"AGENT_ASSIST_INGEST_KEY": service.ingest_key},
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
@@ -114,6 +116,23 @@ def test_read_wav_refuses_what_it_cannot_stream(tmp_path):
         read_wav(bad)
 
 
+async def test_replay_without_the_ingest_key_is_refused_with_a_clear_message(service, tmp_path):
+    path = tmp_path / "short.wav"
+    path.write_bytes(stereo_wav(np.zeros(800, np.int16), np.zeros(800, np.int16)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ASSIST_")}
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [*CLI, "replay", str(path), "--url", service.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "HTTP 401" in out.stderr and "ingest key" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 async def test_demo_shows_a_live_two_speaker_transcript(tmp_path):
     """`agent-assist demo` as the README runs it (faster than real time here)."""
     env = os.environ | {"AGENT_ASSIST_LOG_LEVEL": "WARNING"}
@@ -139,5 +158,7 @@ async def test_demo_shows_a_live_two_speaker_transcript(tmp_path):
     assert "final transcripts; end of speech to final on screen: median" in text
     assert "redis     redis://127.0.0.1:" in text  # an embedded server was started
     assert any("!! CRITICAL" in line for line in mood)  # an alert with its prompt
-    assert re.search(r"wall board +http://127\.0\.0\.1:\d+/wallboard\?token=\S+", text)
-    assert re.search(r"agent panel +http://127\.0\.0\.1:\d+/agent/demo-agent\?token=\S+", text)
+    assert re.search(r"wall board +http://127\.0\.0\.1:\d+/wallboard\n", text)
+    assert re.search(r"agent panel +http://127\.0\.0\.1:\d+/agent/demo-agent\n", text)
+    assert re.search(r"sign in +http://127\.0\.0\.1:\d+/login\?next=/wallboard#token=\S+", text)
+    assert "?token=" not in text

@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from agent_assist.replay import read_wav, replay
+from loadtest.clients import LOCAL
 from pipeline.bus.redis_bus import call_state
 from pipeline.runtime import metrics
 from tests.conftest import timeline, wait_for
@@ -65,7 +66,7 @@ CASES = [
 async def offend(url: str, messages: list[str | bytes], call_id: str) -> tuple[int, str, dict]:
     """Send the messages; return the close code, reason and the error message received."""
     error: dict = {}
-    async with connect(url) as ws:
+    async with connect(url, additional_headers=LOCAL.bearer()) as ws:
         try:
             for m in messages:
                 if isinstance(m, str) and '"start"' in m:
@@ -108,7 +109,7 @@ def first_turn_audio(sample_path: Path, seconds: float) -> list[bytes]:
 async def test_audio_after_stop_is_refused_after_the_finals(service, sample_path):
     before = counted("audio_after_stop")
     received = []
-    async with connect(service.url) as ws:
+    async with connect(service.url, additional_headers=LOCAL.bearer()) as ws:
         await ws.send(start(call_id="after-stop", encoding="mulaw"))
         for frame in first_turn_audio(sample_path, 6.0):
             await ws.send(frame)
@@ -125,7 +126,7 @@ async def test_audio_after_stop_is_refused_after_the_finals(service, sample_path
 
 
 async def test_call_id_in_use_is_refused(service, sample_path):
-    async with connect(service.url) as first:
+    async with connect(service.url, additional_headers=LOCAL.bearer()) as first:
         await first.send(start(call_id="twice", encoding="mulaw"))
         assert json.loads(await first.recv())["type"] == "started"
         code, reason, _ = await offend(service.url, [start(call_id="twice")], "twice")
@@ -139,7 +140,7 @@ async def test_call_id_in_use_is_refused(service, sample_path):
 async def test_a_finished_call_id_is_not_reused(service, keys):
     """A second call under a finished call's id would overwrite its record: refused."""
     call_id = f"once-{uuid.uuid4().hex[:8]}"
-    async with connect(service.url) as ws:
+    async with connect(service.url, additional_headers=LOCAL.bearer()) as ws:
         await ws.send(start(call_id=call_id))
         assert json.loads(await ws.recv())["type"] == "started"
         await ws.send(SILENCE)
@@ -157,7 +158,7 @@ async def test_vanished_client_still_gets_its_last_utterance_published(service, 
     _, start_s, end_s = timeline()[0]  # the agent's first turn
     cut = (start_s + end_s) / 2
     before = metrics.DISCONNECTS._value.get()
-    ws = await connect(service.url)
+    ws = await connect(service.url, additional_headers=LOCAL.bearer())
     await ws.send(start(call_id="vanished", encoding="mulaw"))
     await ws.recv()
     for frame in first_turn_audio(sample_path, cut):
@@ -182,7 +183,9 @@ async def test_vanished_client_still_gets_its_last_utterance_published(service, 
 
 
 async def test_a_good_call_is_undisturbed_by_offenders(service, sample_path):
-    good = asyncio.create_task(replay(sample_path, service.url, speed=4.0, call_id="good-call"))
+    good = asyncio.create_task(
+        replay(sample_path, service.url, speed=4.0, call_id="good-call", key=service.ingest_key)
+    )
     for name, messages, code, _, _ in CASES:
         close_code, _, _ = await offend(service.url, messages, f"beside-{name.replace(' ', '-')}")
         assert close_code == code, name

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agent_assist.replay import replay
-from gateway.calls import GatewayConfig
+from gateway.calls import GatewayConfig, IngestKey
 from gateway.server import Gateway
 from gateway.twilio import signature
 from loadtest.clients import (
+    LOCAL,
     audiohook_headers,
     audiohook_session,
     audiosocket_frame,
@@ -48,8 +49,9 @@ from tests.conftest import script_lines
 TWILIO_TOKEN = "twilio-auth-token"
 API_KEY = "audiohook-api-key"
 SECRET = base64.b64encode(b"audiohook client secret").decode()
-FORK_TOKEN = "fork-token"
-WEBRTC_TOKEN = "webrtc-token"
+FORK_TOKEN = WEBRTC_TOKEN = "ingest-errors-key-0123456789"  # the gateway's ingest key ...
+ROTATED = "ingest-errors-key-rotated-9876"  # ... and the same tenant's next one, both valid
+LOCAL_GW_KEY = {"Authorization": f"Bearer {FORK_TOKEN}"}
 TONE = (np.sin(np.arange(8000 * 2) / 8000 * 2 * np.pi * 440) * 3000).astype(np.int16)
 
 
@@ -65,10 +67,10 @@ async def gw(service) -> AsyncIterator[Gateway]:
         twilio_auth_token=TWILIO_TOKEN,
         audiohook_api_key=API_KEY,
         audiohook_client_secret=SECRET,
-        audiofork_token=FORK_TOKEN,
+        ingest_keys=(IngestKey("errors", FORK_TOKEN), IngestKey("errors", ROTATED)),
+        metadata_fields=frozenset({"queue", "ani"}),
         audiosocket_port=0,
         webrtc_port=0,
-        webrtc_token=WEBRTC_TOKEN,
     )
     gateway = Gateway(config, service.bus, Stages(service.owner, s.vad(), s.stream()))
     await gateway.start()
@@ -79,7 +81,9 @@ async def gw(service) -> AsyncIterator[Gateway]:
 @pytest.fixture(scope="module")
 async def good_call(gw, sample_path) -> AsyncIterator[asyncio.Task[Any]]:
     """The sample call streams through the same gateway while every offender is refused."""
-    task = asyncio.create_task(replay(sample_path, gw.url, speed=3.0, call_id="good-neighbour"))
+    task = asyncio.create_task(
+        replay(sample_path, gw.url, speed=3.0, call_id="good-neighbour", key=FORK_TOKEN)
+    )
     await asyncio.sleep(1.0)
     yield task
     task.cancel()
@@ -106,6 +110,129 @@ async def closed_with(url: str, messages: list[str | bytes], **kw: Any) -> tuple
             pass
         await ws.wait_closed()
         return ws.close_code, ws.close_reason
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"user:{password}".encode()).decode()}
+
+
+async def test_native_refuses_a_missing_wrong_or_url_borne_key_before_the_upgrade(gw, good_call):
+    before = counted("native", "unauthorized")
+    refused = [
+        (gw.url, {}),
+        (gw.url, {"Authorization": "Bearer not-the-key-0123456789"}),
+        (gw.url, basic("not-the-key-0123456789")),
+        (gw.url + f"?token={FORK_TOKEN}", {}),  # a URL lands in logs: never looked at
+    ]
+    for url, headers in refused:
+        with pytest.raises(InvalidStatus) as exc:
+            async with connect(url, additional_headers=headers):
+                pass
+        assert exc.value.response.status_code == 401
+        assert b"ingest key" in exc.value.response.body
+    assert counted("native", "unauthorized") == before + len(refused)
+    not_ascii = [("Host", "a.example"), ("Authorization", "Bearer clé-fausse-0123456789")]
+    assert await raw_status(gw.port, "/v1/stream", not_ascii) in (400, 401)  # never a 500
+
+
+async def test_either_key_of_a_tenant_opens_a_call_recorded_under_that_tenant(
+    gw, service, keys, good_call
+):
+    """Rotation: the tenant's old and new keys both work until the old one is removed."""
+    for n, headers in enumerate(({"Authorization": f"Bearer {ROTATED}"}, basic(FORK_TOKEN))):
+        call_id = f"rotated-{n}-{uuid.uuid4().hex[:6]}"
+        start = {"type": "start", "call_id": call_id, "sample_rate": 8000, "encoding": "pcm16"}
+        async with connect(gw.url, additional_headers=headers) as ws:
+            await ws.send(json.dumps(start))
+            assert json.loads(await ws.recv())["type"] == "started"
+            await ws.send(json.dumps({"type": "stop"}))
+            async for _ in ws:
+                pass
+        assert (await ended_meta(service, keys, call_id))["tenant"] == "errors"
+
+
+async def test_an_ingest_without_its_credential_is_closed_to_everyone(service):
+    """On loopback with nothing configured (and no --insecure), every ingest says no and why."""
+    s = service.settings
+    config = GatewayConfig(host=s.host, port=0, webrtc_port=0)
+    closed = Gateway(config, service.bus, Stages(service.owner, s.vad(), s.stream()))
+    await closed.start()
+    try:
+        before = counted("twilio", "not_configured")
+        for path, setting in [
+            ("/v1/stream", b"--ingest-keys"),
+            ("/twilio", b"--twilio-auth-token"),
+            ("/audiohook", b"--audiohook-api-key"),
+            ("/audiofork", b"--ingest-keys"),
+        ]:
+            headers = audiohook_headers(path, "x", str(uuid.uuid4()), str(uuid.uuid4()), "k")
+            with pytest.raises(InvalidStatus) as exc:
+                async with connect(closed.url_for(path), additional_headers=headers):
+                    pass
+            assert exc.value.response.status_code == 401
+            assert setting in exc.value.response.body, exc.value.response.body
+        assert counted("twilio", "not_configured") == before + 1
+        assert closed.webrtc is not None
+        code, reply = await asyncio.to_thread(
+            post, f"{closed.webrtc.url}/webrtc/offer", offer(), "any-key-at-all-0123"
+        )
+        assert (code, reply["error"]) == (401, "not_configured")
+    finally:
+        await closed.stop()
+
+
+METADATA = {"queue": "billing", "ani": "+1 (555) 555-0100", "ssn": "078-05-1120", "notes": "VIP"}
+KEPT = {"queue": "billing", "ani": "***0100"}  # configured: queue and ani; a number is masked
+
+
+async def stored_metadata(service: Any, keys: Any, call_id: str) -> dict[str, str]:
+    meta = await ended_meta(service, keys, call_id)
+    assert "078-05-1120" not in json.dumps(meta) and "VIP" not in json.dumps(meta)
+    return dict(json.loads(meta["metadata"]))
+
+
+async def test_only_configured_metadata_is_kept_on_every_ingest(gw, service, keys, good_call):
+    """Native, Twilio, the audio fork and AudioHook each send metadata; the call record keeps
+    the configured fields, the caller's number masked, and drops the rest."""
+    native = f"meta-native-{uuid.uuid4().hex[:6]}"
+    start = {"type": "start", "call_id": native, "sample_rate": 8000, "encoding": "pcm16"}
+    async with connect(gw.url, additional_headers=fork_headers()) as ws:
+        await ws.send(json.dumps(start | {"metadata": METADATA}))
+        assert json.loads(await ws.recv())["type"] == "started"
+        await ws.send(json.dumps({"type": "stop"}))
+        async for _ in ws:
+            pass
+    assert await stored_metadata(service, keys, native) == KEPT
+
+    sid = "CA" + uuid.uuid4().hex
+    pcm = np.zeros((1600, 2), dtype=np.int16)
+    async with connect(gw.url_for("/twilio"), additional_headers=twilio_headers(gw)) as ws:
+        for _, message in twilio_messages(pcm, sid, METADATA):
+            await ws.send(json.dumps(message))
+    assert await stored_metadata(service, keys, sid) == KEPT
+
+    fork = f"meta-fork-{uuid.uuid4().hex[:6]}"
+    async with connect(gw.url_for("/audiofork"), additional_headers=fork_headers()) as ws:
+        await ws.send(json.dumps({"callId": fork} | METADATA))
+        await ws.send(pcm.astype("<i2").tobytes())
+    assert await stored_metadata(service, keys, fork) == KEPT
+
+    async with audiohook_session(audiohook_url(gw), API_KEY, SECRET) as client:
+        conversation = str(uuid.uuid4())
+        custom = {"queue": "billing", "notes": "VIP"}  # the caller's number is the participant's
+        await client.send(
+            "open", **open_parameters(conversation, client.organization_id, custom=custom)
+        )
+        await client.expect("opened")
+        await client.send("close", reason="end")
+        await client.expect("closed")
+    assert await stored_metadata(service, keys, conversation) == {
+        "queue": "billing",
+        "ani": "***0100",
+    }
 
 
 # --- Twilio -------------------------------------------------------------------------------------
@@ -239,7 +366,7 @@ async def test_a_call_id_live_on_one_gateway_is_refused_on_another(gw, service, 
     on `gw`; the service's own gateway, another process in production, refuses its id."""
     messages = [json.dumps({"type": "start", "version": 1, "call_id": "good-neighbour",
                             "sample_rate": 8000, "encoding": "pcm16"})]  # fmt: skip
-    code, reason = await closed_with(service.url, messages)
+    code, reason = await closed_with(service.url, messages, additional_headers=LOCAL.bearer())
     assert (code, reason) == (4409, "call_id is in use or was used before")
 
 
@@ -296,6 +423,13 @@ async def test_audiohook_refuses_wrong_credentials_with_401(gw, good_call):
         assert exc.value.response.status_code == 401
     assert counted("audiohook", "unauthorized") == before + len(wrong)
     headers = audiohook_headers(target, authority, sid, org, API_KEY, SECRET)
+    async with connect(url, additional_headers=headers) as ws:  # the signature's first use
+        await ws.close()
+    with pytest.raises(InvalidStatus) as exc:  # captured and replayed: refused
+        async with connect(url, additional_headers=headers):
+            pass
+    assert exc.value.response.status_code == 401
+    assert b"replay" in exc.value.response.body
     del headers["Audiohook-Session-Id"]
     with pytest.raises(InvalidStatus) as exc:
         async with connect(url, additional_headers=headers):
@@ -470,15 +604,22 @@ async def test_audiofork_bad_input(gw, good_call, name, messages, code, kind):
     assert counted("audiofork", kind) == before + 1
 
 
-async def test_audiofork_needs_the_token(gw, good_call):
+async def test_audiofork_needs_an_ingest_key_in_its_headers(gw, good_call):
     before = counted("audiofork", "unauthorized")
-    for headers in ({}, fork_headers("wrong"), {"Authorization": "Bearer wrong"}):
+    url = gw.url_for("/audiofork")
+    refused = [
+        (url, {}),
+        (url, fork_headers("wrong")),
+        (url, {"Authorization": "Bearer wrong"}),
+        (gw.url_for(f"/audiofork?token={FORK_TOKEN}"), {}),  # never in a URL
+    ]
+    for target, headers in refused:
         with pytest.raises(InvalidStatus) as exc:
-            async with connect(gw.url_for("/audiofork"), additional_headers=headers):
+            async with connect(target, additional_headers=headers):
                 pass
         assert exc.value.response.status_code == 401
-    assert counted("audiofork", "unauthorized") == before + 3
-    url = gw.url_for(f"/audiofork?token={FORK_TOKEN}&call_id=fork-token-ok")
+    assert counted("audiofork", "unauthorized") == before + len(refused)
+    url = gw.url_for("/audiofork?call_id=fork-token-ok")
     async with connect(url, additional_headers={"Authorization": f"Bearer {FORK_TOKEN}"}) as ws:
         await ws.send(np.zeros(320, dtype="<i2").tobytes())
 
@@ -664,6 +805,137 @@ async def test_webrtc_second_offer_unknown_hangup_and_a_peer_that_goes_away(
 
 
 # --- the neighbour ------------------------------------------------------------------------------
+
+
+# --- every attack at once -----------------------------------------------------------------------
+
+
+def deep(n: int = 100_000) -> str:
+    """JSON nested `n` deep (200 kB: under the frame limit, over any parser's recursion)."""
+    return "[" * n + "]" * n
+
+
+def native_start(**changes: Any) -> str:
+    start = {"type": "start", "call_id": f"fz-{uuid.uuid4().hex[:8]}", "sample_rate": 8000,
+             "encoding": "pcm16"}  # fmt: skip
+    return json.dumps(start | changes)
+
+
+async def attack_native(gw: Gateway, messages: list[str | bytes]) -> int | None:
+    return (await closed_with(gw.url, messages, additional_headers=LOCAL_GW_KEY))[0]
+
+
+async def attack_twilio(gw: Gateway, messages: list[str]) -> int | None:
+    url, headers = gw.url_for("/twilio"), twilio_headers(gw)
+    return (await closed_with(url, messages, additional_headers=headers))[0]
+
+
+async def attack_fork(gw: Gateway, messages: list[str | bytes]) -> int | None:
+    url = gw.url_for("/audiofork")
+    return (await closed_with(url, messages, additional_headers=fork_headers()))[0]
+
+
+async def attack_audiohook(gw: Gateway, message: Callable[[Any], str]) -> int | str | None:
+    """AudioHook's first answer to `message(client)`: its type (`disconnect`, then Genesys
+    closes), or the close code."""
+    async with audiohook_session(audiohook_url(gw), API_KEY, SECRET) as client:
+        await client.ws.send(message(client))
+        for _ in range(600):
+            if client.received:
+                return str(client.received[0]["type"])
+            if client.ws.close_code is not None:
+                return client.ws.close_code
+            await asyncio.sleep(0.05)
+        return None
+
+
+def twilio_media_seq(digits: str) -> str:
+    media = {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": SILENT_20MS}
+    return json.dumps({"event": "media", "sequenceNumber": digits, "media": media})
+
+
+async def fork_streams(gw: Gateway, messages: list[str | bytes]) -> str | int | None:
+    """ "streaming" when the fork is still taking audio after `messages` (then it hangs up)."""
+    url = gw.url_for("/audiofork")
+    async with connect(url, additional_headers=fork_headers()) as ws:
+        for m in messages:
+            await ws.send(m)
+        await asyncio.sleep(0.5)
+        return "streaming" if ws.close_code is None else ws.close_code
+
+
+def twilio_stop() -> str:
+    return json.dumps({"event": "stop", "sequenceNumber": "9"})
+
+
+Outcome = int | str | None  # a close code or HTTP status; AudioHook: "disconnect"
+ATTACKS: list[tuple[str, Callable[[Gateway], Awaitable[Outcome]], set[Outcome]]] = [
+    ("native: JSON nested 10^5 deep", lambda gw: attack_native(gw, [deep()]), {4400}),
+    ("native: sample_rate 2**50",
+     lambda gw: attack_native(gw, [native_start(sample_rate=2**50)]), {4415}),
+    *[(f"native: call id with {c!r}",
+       lambda gw, c=c: attack_native(gw, [native_start(call_id=f"victim{c}x")]), {4400})
+      for c in (":", "*", "\n", ":transcript", " ")],
+    ("native: a finished call's id",
+     lambda gw: attack_native(gw, [native_start(call_id="fz-used")]), {4409}),
+    ("native: an oversized frame",
+     lambda gw: attack_native(gw, [native_start(), bytes(65536 + 4)]), {1009}),
+    ("native: repeated Host", lambda gw: raw_status(
+        gw.port, "/v1/stream", [("Host", "a"), ("Host", "b")]), {400, 401}),
+    ("twilio: repeated Host", lambda gw: raw_status(
+        gw.port, "/twilio", [("Host", "a"), ("Host", "b")]), {400}),
+    ("native: non-ASCII key", lambda gw: raw_status(
+        gw.port, "/v1/stream", [("Host", "a"), ("Authorization", "Bearer clé")]), {400, 401}),
+    ("twilio: timestamp 2**50",
+     lambda gw: attack_twilio(gw, [*twilio_start("CA" + uuid.uuid4().hex),
+                                   twilio_media(SILENT_20MS, timestamp=2**50)]), {1007}),
+    ("twilio: sequence number 2**50",
+     lambda gw: attack_twilio(gw, [*twilio_start("CA" + uuid.uuid4().hex),
+                                   twilio_media(SILENT_20MS, seq=2**50), twilio_stop()]),
+     {1000}),
+    ("twilio: sequence number of 10^4 digits",
+     lambda gw: attack_twilio(gw, [*twilio_start("CA" + uuid.uuid4().hex),
+                                   twilio_media_seq("9" * 10_000)]),
+     {1007}),
+    ("twilio: JSON nested 10^5 deep (over its 64 KiB message limit)",
+     lambda gw: attack_twilio(gw, [deep()]), {1009}),
+    ("twilio: JSON nested 30,000 deep (under it)",
+     lambda gw: attack_twilio(gw, [deep(30_000)]), {1007}),
+    ("twilio: callSid with ':'",
+     lambda gw: attack_twilio(gw, twilio_start("CA:victim")), {1007}),
+    ("audiohook: JSON nested 10^5 deep",
+     lambda gw: attack_audiohook(gw, lambda c: deep()), {"disconnect"}),
+    ("audiohook: JSON nested 30,000 deep",
+     lambda gw: attack_audiohook(gw, lambda c: deep(30_000)), {"disconnect"}),
+    ("audiohook: seq 2**50",
+     lambda gw: attack_audiohook(gw, lambda c: envelope(c, "ping", seq=2**50)), {"disconnect"}),
+    ("audiohook: discarded for 10^15 seconds", lambda gw: attack_audiohook(
+        gw, lambda c: envelope(c, "discarded", parameters={"start": "PT0S",
+                                                            "discarded": "PT1000000000000000S"})),
+     {"disconnect"}),
+    ("audio fork: call id with a newline",
+     lambda gw: attack_fork(gw, ['{"callId": "victim\\ntranscript"}']), {1007}),
+    ("audio fork: metadata nested 10^5 deep (free text: a call with an id of its own)",
+     lambda gw: fork_streams(gw, [deep(), bytes(640)]), {"streaming"}),
+]  # fmt: skip
+
+
+async def test_every_attack_is_contained_and_costs_little(gw, service, keys, good_call):
+    """The attacks of issue 15, each on its own connection beside the good call: each gets a
+    clean refusal, costs under 1 CPU-second of the event loop and under 50 MB, and the good call
+    streams on (`test_the_good_call_was_untouched`)."""
+    used = native_start(call_id="fz-used")
+    assert await attack_native(gw, [used, json.dumps({"type": "stop"})]) == 1000
+    await ended_meta(service, keys, "fz-used")
+    start_rss = rss_mb()
+    for name, attack, expected in ATTACKS:
+        rss, cpu = rss_mb(), time.thread_time()
+        got = await asyncio.wait_for(attack(gw), 30)
+        assert got in expected, (name, got)
+        assert time.thread_time() - cpu < 1.0, name
+        assert rss_mb() - rss < 50, name
+    assert rss_mb() - start_rss < 50
+    assert not good_call.done(), "the good call is still streaming"
 
 
 async def test_the_good_call_was_untouched(gw, good_call, service, keys):

@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from agent_assist.replay import replay
+from coach_ui.auth import Role
 from loadtest.browser import alert_seen, launch, open_panel, page_errors, panel_text
 from pipeline.bus.redis_bus import call_state
 
@@ -38,9 +39,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def ended(page: Page) -> None:
-    await page.wait_for_function(
-        "document.getElementById('call-info').textContent.includes('call ended')", timeout=60_000
-    )
+    # locators, not wait_for_function: the pages' CSP allows no script from a string
+    await page.locator("#call-info", has_text="call ended").wait_for(timeout=60_000)
 
 
 def get_json(url: str, token: str) -> tuple[int, Any]:
@@ -56,14 +56,15 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
     service, browser, sample_path, keys, capsys
 ):
     panels = service.panels
+    token = panels.mint("supervisor-1", Role.SUPERVISOR)
     call, agent = "panel-frustrated", "panel-agent"
-    board = await open_panel(browser, panels.url("/wallboard"))
-    cut = await open_panel(browser, panels.url(f"/agent/{agent}"))
-    steady = await open_panel(browser, panels.url(f"/agent/{agent}"))
+    board = await open_panel(browser, panels.url("/wallboard"), token)
+    cut = await open_panel(browser, panels.url(f"/agent/{agent}"), token)
+    steady = await open_panel(browser, panels.url(f"/agent/{agent}"), token)
     assert await cut.is_visible("#no-call")  # no call yet
 
     streaming = asyncio.create_task(
-        replay(sample_path, service.url, 1.0, call_id=call, agent_id=agent)
+        replay(sample_path, service.url, 1.0, call_id=call, agent_id=agent, key=service.ingest_key)
     )
     tile = board.locator(f'.tile[data-call-id="{call}"]')
     await tile.wait_for(timeout=30_000)
@@ -72,11 +73,8 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
     await cut.locator('.card[data-severity="critical"]').first.wait_for(timeout=10_000)
     await cut.locator(".suggestion").first.wait_for(timeout=10_000)
     assert "CRITICAL" in await critical.first.inner_text()  # a word, not only a colour
-    await board.wait_for_function(
-        f"document.querySelector('.tile[data-call-id=\"{call}\"]')"
-        ".textContent.includes('NEEDS HELP')",
-        timeout=10_000,
-    )
+    needs_help = board.locator(f'.tile[data-call-id="{call}"]', has_text="NEEDS HELP")
+    await needs_help.wait_for(timeout=10_000)
     assert "HIGH" in await tile.inner_text()  # the frustration gauge says it in words
 
     # The click-through: the tile opens the call's live transcript.
@@ -122,10 +120,13 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
 
 async def test_calm_call_raises_no_critical_alert(service, browser, keys):
     panels = service.panels
+    token = panels.mint("supervisor-1", Role.SUPERVISOR)
     call, agent = "panel-calm", "calm-agent"
-    board = await open_panel(browser, panels.url("/wallboard"))
-    page = await open_panel(browser, panels.url(f"/agent/{agent}"))
-    streaming = asyncio.create_task(replay(CALM, service.url, 2.0, call_id=call, agent_id=agent))
+    board = await open_panel(browser, panels.url("/wallboard"), token)
+    page = await open_panel(browser, panels.url(f"/agent/{agent}"), token)
+    streaming = asyncio.create_task(
+        replay(CALM, service.url, 2.0, call_id=call, agent_id=agent, key=service.ingest_key)
+    )
     await board.locator(f'.tile[data-call-id="{call}"]').wait_for(timeout=30_000)
     await streaming
     await ended(page)
@@ -135,7 +136,7 @@ async def test_calm_call_raises_no_critical_alert(service, browser, keys):
     assert await board.locator(critical).count() == 0
 
     status, record = await asyncio.to_thread(
-        get_json, f"{panels.base}/api/calls/{call}/record", panels.token
+        get_json, f"{panels.base}/api/calls/{call}/record", token
     )
     assert status == 200 and record["type"] == "call_record" and record["agent_id"] == agent
     assert [a for a in record["alerts"] if a["severity"] == "critical"] == []

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from loadtest.clients import stereo_pcm
-from loadtest.protocols import PARTIES, finals_by_party, stream, streamdouble, write_wav
+from loadtest.protocols import (
+    PARTIES,
+    finals_by_party,
+    stream,
+    streamdouble,
+    unsigned_twilio,
+    write_wav,
+)
 from pipeline.runtime import metrics
 from tests.conftest import normalize, script_lines, wer
 
@@ -74,8 +81,9 @@ async def test_twilio_jitter_and_packet_loss_are_silence_not_shifted(
         write_wav(tmp_path / "agent.wav", pcm[:, 1], 8000),
     )
     gaps = metrics.MEDIA_GAPS.labels("twilio")._value.get()
-    url = service.gateway.url_for("/twilio")
-    out = await streamdouble(url, wavs, "twilio-lossy", "--jitter", "30", "--packet-loss", "0.02")
+    async with unsigned_twilio(service) as twilio:
+        url, lossy = twilio.url_for("/twilio"), ("--jitter", "30", "--packet-loss", "0.02")
+        out = await streamdouble(url, wavs, "twilio-lossy", *lossy)
     lost = metrics.MEDIA_GAPS.labels("twilio")._value.get() - gaps
     assert 0.5 < lost < 4.0, (lost, out)  # ~2 % of the caller's 72 s, counted as silence
     texts = await finals_by_party(service.bus.redis, keys, "twilio-lossy")

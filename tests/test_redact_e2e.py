@@ -59,7 +59,7 @@ async def redis_contents(service, keys):
                 published.append(data.decode() if isinstance(data, bytes) else data)
 
     listener = asyncio.create_task(listen())
-    result = await replay(WAV, service.url, speed=2.0, call_id=CALL_ID)
+    result = await replay(WAV, service.url, speed=2.0, call_id=CALL_ID, key=service.ingest_key)
     await asyncio.sleep(0.5)  # the last messages in flight
     listener.cancel()
     await pubsub.aclose()

@@ -23,6 +23,7 @@ from agent_assist.cli import sample_call
 from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest.bench_spine import free_port, scrape, wait_http
+from loadtest.clients import LOCAL
 from pipeline.bus.jobs import JobsConfig
 from pipeline.bus.redis_bus import Keys, call_state, connect
 from tests.conftest import script_lines, wer
@@ -37,11 +38,15 @@ SPEED = 1.5
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     logs = tmp_path_factory.mktemp("scaleout")
     redis = EmbeddedRedis().start()
-    env = os.environ | {
-        "REDIS_URL": redis.url,
-        "AGENT_ASSIST_LOG_LEVEL": "INFO",
-        "AGENT_ASSIST_CLAIM_IDLE_S": "2",
-    }
+    env = (
+        os.environ
+        | LOCAL.env()
+        | {
+            "REDIS_URL": redis.url,
+            "AGENT_ASSIST_LOG_LEVEL": "INFO",
+            "AGENT_ASSIST_CLAIM_IDLE_S": "2",
+        }
+    )
     cli = [sys.executable, "-m", "agent_assist.cli"]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, int] = {}
@@ -101,7 +106,7 @@ async def test_a_worker_killed_mid_call_loses_no_final_and_duplicates_none(clust
     port = ports["gateway"]  # type: ignore[index]
     url = f"ws://127.0.0.1:{port}/v1/stream"
     killer = asyncio.create_task(kill_when_holding_a_final(redis_url, procs["w1"], "w1"))
-    result = await replay(Path(sample_call()), url, SPEED, call_id=CALL_ID)
+    result = await replay(Path(sample_call()), url, SPEED, call_id=CALL_ID, key=LOCAL.key.secret)
     killed_at = await asyncio.wait_for(killer, 1)  # it happened during the call
     assert killed_at < time.monotonic()
     assert procs["w1"].wait(5) == -signal.SIGKILL

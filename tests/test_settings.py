@@ -81,8 +81,8 @@ def test_a_secret_comes_from_a_file_never_needing_a_flag(tmp_path):
     assert got.twilio_auth_token == "s3cret token" and got.redis_url == "s3cret token"
     env["AGENT_ASSIST_TWILIO_AUTH_TOKEN"] = "from the variable"  # the variable itself wins
     assert s.load(None, env).twilio_auth_token == "from the variable"
-    with pytest.raises(SystemExit, match=r"AGENT_ASSIST_AUDIOFORK_TOKEN_FILE=.*No such file"):
-        s.load(None, {"AGENT_ASSIST_AUDIOFORK_TOKEN_FILE": str(tmp_path / "missing")})
+    with pytest.raises(SystemExit, match=r"AGENT_ASSIST_INGEST_KEYS_FILE=.*No such file"):
+        s.load(None, {"AGENT_ASSIST_INGEST_KEYS_FILE": str(tmp_path / "missing")})
 
 
 def test_a_redis_password_is_masked_wherever_the_url_is_shown():

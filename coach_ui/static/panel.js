@@ -3,7 +3,8 @@
 // snapshot each (re)connection starts with, plus small DOM helpers. No build step, no framework.
 const AA = {
   // Open `path` (a /ws/... feed) and keep it open. onMessage(msg) gets each message;
-  // onStatus("live" | "reconnecting" | "denied") the connection state.
+  // onStatus("live" | "reconnecting" | "denied") the connection state. Without a session
+  // (4401) the page goes to the login page; a role that may not (4403) is "denied".
   feed(path, onMessage, onStatus) {
     let delay = 500;
     let socket = null;
@@ -18,7 +19,11 @@ const AA = {
         onMessage(msg);
       };
       socket.onclose = (e) => {
-        if (e.code === 4401) { onStatus("denied"); return; }
+        if (e.code === 4401) {
+          location.href = "/login?next=" + encodeURIComponent(location.pathname);
+          return;
+        }
+        if (e.code === 4403) { onStatus("denied"); return; }
         onStatus("reconnecting");
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 5000);
@@ -29,7 +34,7 @@ const AA = {
 
   status(state) {
     const el = document.getElementById("status");
-    const text = {live: "● Live", reconnecting: "○ Reconnecting…", denied: "✕ Access token refused"};
+    const text = {live: "● Live", reconnecting: "○ Reconnecting…", denied: "✕ Not allowed for your role"};
     el.textContent = text[state] || state;
     el.dataset.state = state;
   },
@@ -41,6 +46,7 @@ const AA = {
       if (k === "class") node.className = v;
       else if (k.startsWith("data-")) node.setAttribute(k, v);
       else if (k === "text") node.textContent = v;
+      else if (k === "style") node.style.cssText = v; // CSSOM: allowed by the strict CSP
       else node.setAttribute(k, v);
     }
     for (const c of children) if (c !== null && c !== undefined) node.append(c);

@@ -17,7 +17,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from gateway.audiohook.auth import verify
+from gateway.audiohook.auth import Nonces, verify
 from gateway.audiohook.session import (
     MAX_DISCARD_S,
     RATE,
@@ -29,7 +29,7 @@ from gateway.audiohook.session import (
     duration,
     seconds,
 )
-from gateway.calls import CallInUse, LiveCall
+from gateway.calls import CallHub, CallInUse, GatewayConfig, LiveCall
 from gateway.ingest import (
     Adapter,
     Refusal,
@@ -47,18 +47,32 @@ class AudioHookAdapter(Adapter):
     protocol = "audiohook"
     path = "/audiohook"
 
+    def __init__(self, hub: CallHub, config: GatewayConfig) -> None:
+        super().__init__(hub, config)
+        self.nonces = Nonces()
+
     def check(self, request: Request) -> Refusal | None:
         h = request.headers
         for name in ("Audiohook-Session-Id", "Audiohook-Organization-Id"):
             if not UUID_RE.match(h.get(name, "")):
                 return Refusal(HTTPStatus.BAD_REQUEST, "bad_request", f"{name} must be a UUID")
-        why = verify(
-            h, request.path, self.config.audiohook_api_key, self.config.audiohook_client_secret
-        )
+        api_key = self.config.audiohook_api_key
+        if not api_key:
+            if self.config.insecure:
+                return None
+            reason = (
+                "/audiohook is closed: no AudioHook API key is configured (--audiohook-api-key)"
+            )
+            return Refusal(HTTPStatus.UNAUTHORIZED, "not_configured", reason)
+        why = verify(h, request.path, api_key, self.config.audiohook_client_secret, self.nonces)
         if why is not None:
             reason = f"AudioHook authentication failed: {why}"
             return Refusal(HTTPStatus.UNAUTHORIZED, "unauthorized", reason, limit=300)
         return None
+
+    @classmethod
+    def missing(cls, config: GatewayConfig) -> str | None:
+        return None if config.audiohook_api_key else "--audiohook-api-key"
 
     async def handle(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -222,7 +236,7 @@ class _Connection:
             "session_id": self.session.id,
             "organization_id": opened.organization_id,
             "language": opened.language,
-        }
+        } | self.adapter.call_meta(None, opened.participant | opened.custom)
         try:
             async with self.adapter.hub.call(
                 info, self.adapter.protocol, self.forward, meta

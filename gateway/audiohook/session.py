@@ -12,7 +12,7 @@ import enum
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,7 @@ class Open:
     media: Media | None  # None: a connection probe, or nothing we can use
     language: str
     custom: dict[str, Any]
+    participant: dict[str, Any] = field(default_factory=dict)  # ani, aniName, dnis
 
     @property
     def probe(self) -> bool:
@@ -196,6 +197,7 @@ class AudioHookSession:
             )
         media = pick_media(params.get("media", []))
         custom = params.get("customConfig") or {}
+        participant = params.get("participant") or {}
         language = params.get("language") or ""
         opened = Open(
             conversation,
@@ -203,6 +205,7 @@ class AudioHookSession:
             media,
             language if isinstance(language, str) else "",
             custom if isinstance(custom, dict) else {},
+            participant if isinstance(participant, dict) else {},
         )
         if media is None and not opened.probe:
             offered = json.dumps(params.get("media"))[:100]

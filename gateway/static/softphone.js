@@ -123,7 +123,8 @@ $("form").addEventListener("submit", (e) => {
 });
 $("hangup").addEventListener("click", hangup);
 
-// ?call_id=..&agent_id=..&source=..&file=..&layout=..&token=..&autostart=1 fill in the form
+// ?call_id=..&agent_id=..&source=..&file=..&layout=..&autostart=1 fill in the form (never the
+// key: a URL lands in histories and logs; it is typed in, or kept by the browser's password store)
 const query = new URLSearchParams(location.search);
-for (const [k, v] of query) if ($(k)) $(k).value = v;
+for (const [k, v] of query) if ($(k) && k !== "token") $(k).value = v;
 if (query.get("autostart")) $("form").requestSubmit();

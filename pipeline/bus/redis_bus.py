@@ -169,7 +169,7 @@ class RedisBus:
         async with self._guard("call_started"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(k.call(call_id), k.transcript(call_id), k.mood(call_id), k.trend(call_id))
-            pipe.hset(k.call(call_id), mapping={f: str(v) for f, v in fields.items()})
+            pipe.hset(k.call(call_id), mapping={f: _field(v) for f, v in fields.items()})
             pipe.sadd(k.active, call_id)
             pipe.set(k.agent_call(agent_id), call_id, ex=self.config.record_ttl_s)
             pipe.publish(k.calls, msg)
@@ -272,6 +272,11 @@ async def call_state(
     meta, *lists = await pipe.execute()
     events = [parse_event(json.loads(e)) for stored in lists for e in stored]
     return meta, sorted(events, key=lambda e: e.seq)
+
+
+def _field(value: Any) -> str:
+    """A hash field's value: nested ones (the call's metadata) as JSON."""
+    return dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def call_record(meta: dict[str, str], events: list[Event]) -> dict[str, Any]:
