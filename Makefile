@@ -28,10 +28,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 # The browser tests drive Debian's Chromium (never `playwright install`); the deploy tests check
-# the Prometheus rules with promtool (Debian package prometheus).
+# the Prometheus rules with promtool (Debian package prometheus); the Redis TLS tests run
+# Debian's redis-server build, which has TLS (redis-tools ships it as redis-check-rdb, the
+# server under another name; no daemon is installed or started).
 pytest: $(VENV)/.installed-dev
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@test -x /usr/bin/promtool || (apt-get update -qq && apt-get install -y -qq prometheus)
+	@test -x /usr/bin/redis-check-rdb || (apt-get update -qq && apt-get install -y -qq redis-tools)
 	$(BIN)/pytest -q
 
 test: lint pytest

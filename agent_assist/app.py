@@ -29,8 +29,9 @@ from gateway.server import Gateway, exposure
 from pipeline.assist.call_assist import AssistServices
 from pipeline.assist.knowledge import load_knowledge
 from pipeline.assist.rules import load_rules
+from pipeline.bus.client import connect, masked
 from pipeline.bus.jobs import JobClient
-from pipeline.bus.redis_bus import RedisBus, connect, masked
+from pipeline.bus.redis_bus import RedisBus
 from pipeline.bus.remote import RemoteAsr, RemoteSentiment
 from pipeline.mood.call_mood import MoodServices
 from pipeline.mood.sentiment import SentimentConfig, SentimentService
@@ -89,13 +90,14 @@ class Service:
             self.embedded = await asyncio.to_thread(EmbeddedRedis().start)
             stack.callback(self.embedded.stop)
             self.redis_url = self.embedded.url
-        redis = connect(self.redis_url)
+        redis = connect(self.redis_url, tls=s.redis_tls())
         stack.push_async_callback(redis.aclose)
         await redis.ping()
         self.bus = RedisBus(redis, s.bus())
         sentiment: SentimentConfig | SentimentService | None = s.sentiment()
         if s.role == "gateway":
-            self.jobs = JobClient(connect(self.redis_url, decode=False), s.jobs())
+            jobs_redis = connect(self.redis_url, decode=False, tls=s.redis_tls())
+            self.jobs = JobClient(jobs_redis, s.jobs())
             stack.push_async_callback(self.jobs.redis.aclose)
             await self.jobs.start()
             stack.push_async_callback(self.jobs.close)
@@ -116,7 +118,12 @@ class Service:
             self.assist = await asyncio.to_thread(AssistServices.load, s.assist_config())
             stack.push_async_callback(asyncio.to_thread, self.assist.close)
         if s.panels:
-            self.panels = PanelServer(s.panel(), redis, self.bus.keys)
+            panel_redis = redis
+            if s.panel_redis_url:  # the panels' own, read-only user
+                panel_redis = connect(s.panel_redis_url, tls=s.redis_tls())
+                stack.push_async_callback(panel_redis.aclose)
+                await panel_redis.ping()
+            self.panels = PanelServer(s.panel(), panel_redis, self.bus.keys, board_redis=redis)
             await self.panels.start()
             stack.push_async_callback(self.panels.stop)
         stages = Stages(self.owner, s.vad(), s.stream(), self.mood, self.assist)

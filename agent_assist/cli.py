@@ -27,7 +27,8 @@ from coach_ui.auth import AuthConfig, Role, Verifier
 from coach_ui.terminal import TerminalTranscript
 from gateway.calls import IngestKey
 from pipeline.assist.yamlfile import ConfigError
-from pipeline.bus.redis_bus import masked
+from pipeline.bus import acl
+from pipeline.bus.client import masked
 from pipeline.runtime.models import ModelError, resolve_model
 
 log = logging.getLogger("agent_assist")
@@ -99,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tenant", help="the tenant (customer or platform) the key is for")
 
     p = sub.add_parser(
+        "redis-users",
+        help="make Redis ACL users for the gateway, the workers and the panels (random passwords)",
+        description="Writes DIR/users.acl (Redis's aclfile: hashed passwords, default user off) "
+        "and DIR/gateway.url, worker.url, panel.url (the URL each role connects with), mode "
+        "0600. `kubectl create secret generic agent-assist-redis-users --from-file=DIR` ships "
+        "them to deploy/k8s.",
+    )
+    p.add_argument("dir", type=Path, help="a new directory for the files")
+    p.add_argument("--host", default="agent-assist-redis", help="Redis's host name")
+    p.add_argument("--port", type=int, default=6379)
+    p.add_argument("--tls", action="store_true", help="rediss:// URLs (Redis with TLS)")
+    p.add_argument("--prefix", default="aa", help="the deployment's --redis-prefix")
+
+    p = sub.add_parser(
         "token",
         help="mint a panel token (shared-secret mode: signed with --panel-secret)",
         description="Prints a signed token for the panels. The secret is the panels' own "
@@ -143,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "token":
             return _token(args)
+        if args.command == "redis-users":
+            return _redis_users(args)
         settings = settings_mod.load(args)
         _setup_logging(settings.log_level)
         if args.command == "serve":
@@ -163,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _redis_users(args: argparse.Namespace) -> int:
+    made = acl.passwords()
+    args.dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+    files = {"users.acl": acl.users_acl(args.prefix, made)} | {
+        f"{role}.url": url for role, url in acl.urls(made, args.host, args.port, args.tls).items()
+    }
+    for name, text in files.items():
+        path = args.dir / name
+        path.touch(mode=0o600)
+        path.write_text(text if name.endswith(".acl") else text + "\n")
+    print(f"wrote {', '.join(files)} to {args.dir} (mode 0600)")
     return 0
 
 

@@ -30,6 +30,7 @@ from gateway.calls import DEFAULT_METADATA, INGESTS, GatewayConfig, parse_ingest
 from pipeline.assist.call_assist import AssistConfig
 from pipeline.assist.knowledge import DEFAULT_KNOWLEDGE
 from pipeline.assist.rules import DEFAULT_RULES
+from pipeline.bus.client import RedisTls
 from pipeline.bus.jobs import JobsConfig
 from pipeline.bus.redis_bus import BusConfig
 from pipeline.mood.call_mood import MoodConfig
@@ -63,6 +64,19 @@ class Settings:
         "REDIS_URL",
         secret=True,
     )
+    panel_redis_url: str | None = own(
+        None,
+        "Redis for the panels, as a read-only user (`agent-assist redis-users`); default: "
+        "--redis-url",
+        secret=True,
+    )
+    redis_ca: str | None = of(
+        RedisTls, "ca", "rediss:// only: the CA (PEM) that signed Redis's certificate"
+    )
+    redis_cert: str | None = of(
+        RedisTls, "cert", "rediss:// only: a client certificate (PEM), if Redis asks for one"
+    )
+    redis_key: str | None = of(RedisTls, "key", "rediss:// only: the client certificate's key")
     redis_prefix: str = of(BusConfig, "prefix", "Prefix of every Redis key and channel")
     call_ttl_s: int = of(BusConfig, "call_ttl_s", "Seconds a call's Redis keys live after it ends")
     model: str = of(
@@ -375,6 +389,9 @@ class Settings:
         if self.sentiment_model.lower() in ("", "none", "off"):
             return None
         return self._build(SentimentConfig)
+
+    def redis_tls(self) -> RedisTls:
+        return self._build(RedisTls)
 
     def bus(self) -> BusConfig:
         return self._build(BusConfig)

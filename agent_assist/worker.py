@@ -18,7 +18,7 @@ from collections.abc import Callable
 from prometheus_client import start_http_server
 
 from agent_assist.settings import Settings
-from pipeline.bus.redis_bus import connect, masked
+from pipeline.bus.client import connect, masked
 from pipeline.bus.worker import StreamWorker
 from pipeline.mood.sentiment import SentimentOwner, load_owner
 from pipeline.speech.asr import ModelOwner
@@ -40,7 +40,7 @@ async def work(settings: Settings, progress: Callable[[int, int], None] | None =
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:  # stops in reverse of start
-        redis = connect(settings.redis_url, decode=False)
+        redis = connect(settings.redis_url, decode=False, tls=settings.redis_tls())
         stack.push_async_callback(redis.aclose)
         await redis.ping()
         log.info(

@@ -52,9 +52,8 @@ class LiveState:
         for call_id in ids:
             pipe.hgetall(k.call(call_id))
             pipe.lrange(k.trend(call_id), 0, -1)
-        pipe.zremrangebyscore(k.alerts_recent, "-inf", now - 60)
-        pipe.zcard(k.alerts_recent)
-        *got, _, per_minute = await pipe.execute()
+        pipe.zcount(k.alerts_recent, now - 60, "+inf")  # reads only: panels may be read-only
+        *got, per_minute = await pipe.execute()
         tiles = [tile(got[i], got[i + 1], now) for i in range(0, len(got), 2) if got[i]]
         return board(tiles, int(per_minute), now)
 

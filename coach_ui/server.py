@@ -82,7 +82,11 @@ def _asset(name: str) -> bytes:
 
 
 class PanelServer:
-    def __init__(self, config: PanelConfig, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self, config: PanelConfig, redis: Redis, keys: Keys, board_redis: Redis | None = None
+    ) -> None:
+        """`redis` may be a read-only user's (`pipeline.bus.acl`): the wall-board summary is
+        published through `board_redis` (the gateway's client) when given."""
         self.config = config
         self.verifier = (
             Verifier(config.auth)
@@ -97,6 +101,7 @@ class PanelServer:
         self._board_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.live = LiveState(redis, keys, config.board_interval_s)
+        self._publisher = LiveState(board_redis or redis, keys, config.board_interval_s)
         self.paused = False  # refuse feeds (tests cut sockets with this)
         self.port = 0
 
@@ -143,7 +148,7 @@ class PanelServer:
         server = site._server
         assert server is not None
         self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-        self._board_task = asyncio.create_task(self.live.publish_board(self._stopping))
+        self._board_task = asyncio.create_task(self._publisher.publish_board(self._stopping))
         mode = "OIDC " + self.config.auth.oidc_issuer if self.verifier.oidc else "shared secret"
         log.info("panels on %s (tokens: %s)", self.base, mode)
 

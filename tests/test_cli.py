@@ -156,7 +156,7 @@ async def test_demo_shows_a_live_two_speaker_transcript(tmp_path):
     assert any(line.startswith(("negative", "neutral", "positive")) for line in mood)
     assert any("!! FRUSTRATED" in line for line in mood)  # the annoyed customer is flagged
     assert "final transcripts; end of speech to final on screen: median" in text
-    assert "redis     redis://127.0.0.1:" in text  # an embedded server was started
+    assert "redis     redis://:***@127.0.0.1:" in text  # an embedded server, its password masked
     assert any("!! CRITICAL" in line for line in mood)  # an alert with its prompt
     assert re.search(r"wall board +http://127\.0\.0\.1:\d+/wallboard\n", text)
     assert re.search(r"agent panel +http://127\.0\.0\.1:\d+/agent/demo-agent\n", text)

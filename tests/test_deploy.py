@@ -199,3 +199,48 @@ def test_selectors_ports_and_the_autoscaler_fit_together():
     assert f"--port={port}" in worker["spec"]["containers"][0]["args"]
     adapter = yaml.safe_load((K8S / "prometheus-adapter-values.yaml").read_text())
     assert adapter["rules"]["external"][0]["name"]["as"] == "agent_assist_jobs_backlog"
+
+
+def test_each_role_reaches_redis_as_its_own_user_and_only_they_reach_it(tmp_path):
+    objs = objects()
+    policy = next(o for o in objs if o["kind"] == "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "agent-assist-redis"
+    }
+    allowed = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+    }
+    assert allowed == {"agent-assist-gateway", "agent-assist-worker"}
+    deployments = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Deployment"}
+
+    def secret_env(name: str) -> dict[str, tuple[str, str]]:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        return {
+            e["name"]: (ref["name"], ref["key"])
+            for e in container.get("env", [])
+            if (ref := e.get("valueFrom", {}).get("secretKeyRef"))
+        }
+
+    users = "agent-assist-redis-users"
+    assert secret_env("agent-assist-gateway") == {
+        "REDIS_URL": (users, "gateway.url"),
+        "AGENT_ASSIST_PANEL_REDIS_URL": (users, "panel.url"),
+    }
+    assert secret_env("agent-assist-worker") == {"REDIS_URL": (users, "worker.url")}
+    redis = deployments["agent-assist-redis"]["spec"]["template"]["spec"]
+    assert "--aclfile" in redis["containers"][0]["args"]
+    (volume,) = [v for v in redis["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == users
+    # the Secret's keys are the files `agent-assist redis-users` writes
+    out = subprocess.run(
+        [BIN / "agent-assist", "redis-users", str(tmp_path / "u")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    written = {p.name for p in (tmp_path / "u").iterdir()}
+    assert written == {"users.acl", "gateway.url", "worker.url", "panel.url"}
+    assert all((p.stat().st_mode & 0o077) == 0 for p in (tmp_path / "u").iterdir())

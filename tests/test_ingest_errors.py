@@ -235,6 +235,38 @@ async def test_only_configured_metadata_is_kept_on_every_ingest(gw, service, key
     }
 
 
+async def test_insecure_opens_what_has_no_credential_and_says_so_at_every_start(
+    service, keys, caplog
+):
+    s = service.settings
+    config = GatewayConfig(host=s.host, port=0, ingests=("native",), insecure=True)
+    stages = Stages(service.owner, s.vad(), s.stream())
+    for _ in range(2):  # every start
+        caplog.clear()
+        opened = Gateway(config, service.bus, stages)
+        await opened.start()
+        try:
+            warned = [r for r in caplog.records if r.levelname == "WARNING"]
+            assert any("INSECURE" in r.getMessage() and "/v1/stream" in r.getMessage()
+                       for r in warned)  # fmt: skip
+        finally:
+            await opened.stop()
+    opened = Gateway(config, service.bus, stages)
+    await opened.start()
+    try:
+        call_id = f"insecure-{uuid.uuid4().hex[:6]}"
+        start = {"type": "start", "call_id": call_id, "sample_rate": 8000, "encoding": "pcm16"}
+        async with connect(opened.url) as ws:  # no key at all
+            await ws.send(json.dumps(start))
+            assert json.loads(await ws.recv())["type"] == "started"
+            await ws.send(json.dumps({"type": "stop"}))
+            async for _ in ws:
+                pass
+        assert "tenant" not in await ended_meta(service, keys, call_id)
+    finally:
+        await opened.stop()
+
+
 # --- Twilio -------------------------------------------------------------------------------------
 
 

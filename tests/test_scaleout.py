@@ -24,8 +24,9 @@ from agent_assist.embedded_redis import EmbeddedRedis
 from agent_assist.replay import replay
 from loadtest.bench_spine import free_port, scrape, wait_http
 from loadtest.clients import LOCAL
+from pipeline.bus.client import connect
 from pipeline.bus.jobs import JobsConfig
-from pipeline.bus.redis_bus import Keys, call_state, connect
+from pipeline.bus.redis_bus import Keys, call_state
 from tests.conftest import script_lines, wer
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,9 @@ import pytest
 
 from agent_assist import settings as s
 from gateway.calls import GatewayConfig
+from pipeline.bus.client import masked
 from pipeline.bus.jobs import JobsConfig
-from pipeline.bus.redis_bus import BusConfig, masked
+from pipeline.bus.redis_bus import BusConfig
 from pipeline.speech.asr import AsrConfig, Scheduler
 from pipeline.speech.stream import StreamConfig
 from pipeline.speech.vad import VadConfig

@@ -1,6 +1,8 @@
 """TLS on the gateway and the panels (`--tls-cert`/`--tls-key`), with certificates from a local
 CA (`trustme`): a call streams over wss://, the panels answer over https:// and their session
-cookie is Secure, and a client that does not trust the certificate gets nowhere."""
+cookie is Secure, and a client that does not trust the certificate gets nowhere. Redis over TLS
+(`rediss://`, `--redis-ca/--redis-cert/--redis-key`) against a real TLS redis-server with the
+ACL users."""
 
 from __future__ import annotations
 
@@ -13,27 +15,91 @@ from pathlib import Path
 
 import pytest
 import trustme
-from websockets.asyncio.client import connect
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError
+from websockets.asyncio.client import connect as ws_connect
 
+from agent_assist.embedded_redis import EmbeddedRedis, ServerTls
 from agent_assist.settings import Settings
 from coach_ui.auth import Role
 from coach_ui.server import PanelServer
 from gateway.server import Gateway
 from loadtest.clients import LOCAL
+from pipeline.bus import acl
+from pipeline.bus.client import RedisTls, connect
 from pipeline.session import Stages
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ssl.SSLContext]:
+    """The server's chain and key (in a folder that also holds ca.pem, and a client's
+    certificate, client.pem and client-key.pem), and a client context that trusts the CA."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     folder = tmp_path_factory.mktemp("tls")
     chain, key = folder / "chain.pem", folder / "key.pem"
     chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
     key.write_bytes(cert.private_key_pem.bytes())
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    client_cert = ca.issue_cert("agent-assist-gateway")
+    (folder / "client.pem").write_bytes(client_cert.cert_chain_pems[0].bytes())
+    (folder / "client-key.pem").write_bytes(client_cert.private_key_pem.bytes())
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return chain, key, client
+
+
+def redis_with_tls(folder: Path) -> str:
+    """Debian's redis-server build, which has TLS (the embedded one has not): redis-tools ships
+    it as redis-check-rdb, the same binary, which is the server under the name redis-server."""
+    binary = Path("/usr/bin/redis-check-rdb")
+    assert binary.exists(), "apt-get install redis-tools (make test does)"
+    (folder / "redis-server").symlink_to(binary)
+    return str(folder / "redis-server")
+
+
+async def test_redis_over_tls_with_acl_users_verifies_both_sides(certs, tmp_path):
+    """A real redis-server on TLS only, with client certificates required and the ACL users:
+    each role connects over rediss:// with `--redis-ca/--redis-cert/--redis-key` and keeps to
+    its part; a client that does not trust the server, or shows no certificate, or speaks plain
+    redis://, gets nowhere."""
+    chain, key, _ = certs
+    folder = chain.parent
+    ca, cert, cert_key = folder / "ca.pem", folder / "client.pem", folder / "client-key.pem"
+    passwords = acl.passwords()
+    server = EmbeddedRedis(
+        redis_with_tls(tmp_path),
+        users=acl.users_acl("aa", passwords),
+        tls=ServerTls(chain, key, ca, clients=True),
+    ).start()
+    try:
+        urls = acl.urls(passwords, "127.0.0.1", server.port, tls=True)
+        settings = Settings(
+            redis_url=urls["gateway"],
+            redis_ca=str(ca),
+            redis_cert=str(cert),
+            redis_key=str(cert_key),
+        )
+        gateway = connect(urls["gateway"], tls=settings.redis_tls())
+        panel = connect(urls["panel"], tls=settings.redis_tls())
+        await gateway.set("aa:tls-check", "over tls")
+        assert await panel.get("aa:tls-check") == "over tls"
+        with pytest.raises(NoPermissionError):
+            await panel.publish("aa:events", "{}")
+        for client in (gateway, panel):
+            await client.aclose()
+        refused: list[tuple[str, RedisTls | None, str | None]] = [
+            (urls["gateway"], RedisTls(cert=str(cert), key=str(cert_key)), "verify failed"),
+            (urls["gateway"], RedisTls(ca=str(ca)), None),  # no client certificate
+            (urls["gateway"].replace("rediss://", "redis://"), None, None),  # no TLS at all
+        ]
+        for url, tls, why in refused:
+            client = connect(url, tls=tls)
+            with pytest.raises(RedisConnectionError, match=why):
+                await client.ping()
+            await client.aclose()
+    finally:
+        server.stop()
 
 
 async def test_a_call_streams_over_wss_and_an_untrusting_client_is_refused(service, certs):
@@ -45,7 +111,7 @@ async def test_a_call_streams_over_wss_and_an_untrusting_client_is_refused(servi
     try:
         assert gateway.url.startswith("wss://")
         start = {"type": "start", "call_id": "tls-call", "sample_rate": 8000, "encoding": "pcm16"}
-        async with connect(gateway.url, ssl=client, additional_headers=LOCAL.bearer()) as ws:
+        async with ws_connect(gateway.url, ssl=client, additional_headers=LOCAL.bearer()) as ws:
             await ws.send(json.dumps(start))
             assert json.loads(await ws.recv())["type"] == "started"
             await ws.send(bytes(3200))
@@ -55,7 +121,7 @@ async def test_a_call_streams_over_wss_and_an_untrusting_client_is_refused(servi
             0.1
         )  # 800 stereo frames
         with pytest.raises(ssl.SSLCertVerificationError):
-            async with connect(gateway.url, ssl=ssl.create_default_context()):
+            async with ws_connect(gateway.url, ssl=ssl.create_default_context()):
                 pass
     finally:
         await gateway.stop()

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from agent_assist.embedded_redis import EmbeddedRedis
+from pipeline.bus.client import connect
 from pipeline.bus.jobs import JobClient, JobFailed, JobsConfig, pcm16, samples
-from pipeline.bus.redis_bus import connect
 from pipeline.bus.remote import RemoteAsr
 from pipeline.bus.worker import StreamWorker
 from pipeline.runtime import metrics
@@ -236,3 +236,26 @@ async def test_without_workers_a_final_times_out_with_a_clear_error(redis):
     async with gateway(redis, config) as client:
         with pytest.raises(JobFailed, match="no worker answered a final job"):
             await RemoteAsr(client).transcribe(PassKind.FINAL, ("c", "agent"), AUDIO)
+
+
+@pytest.mark.parametrize("reply", ["aa:call:victim", "other:results:gw1", "aa:results:a:b", "aa:x"])
+async def test_a_worker_writes_only_to_result_streams_of_its_namespace(redis, reply):
+    """A job is only a request: one naming any other key as its reply is run, acknowledged and
+    dropped, its answer written nowhere (`agent_assist_jobs_done_total{outcome="bad_reply"}`)."""
+    config = JobsConfig(final_timeout_s=1.5)
+    transcriber = Counting()
+    owner = owner_of(transcriber)
+    refused = metrics.JOBS_DONE.labels("final", "bad_reply")._value.get()
+    async with (
+        gateway(redis, config) as client,
+        running(StreamWorker(redis, config, "w1", owner, None)),
+    ):
+        client.results = reply  # as a forged job would name it
+        with pytest.raises(JobFailed):
+            await RemoteAsr(client).transcribe(PassKind.FINAL, ("c", "agent"), AUDIO)
+        assert transcriber.runs == 1
+        assert await redis.exists(reply) == 0
+        assert await redis.xlen(config.stream("final")) == 0  # acknowledged and deleted
+    assert metrics.JOBS_DONE.labels("final", "bad_reply")._value.get() == refused + 1
+    assert config.is_results("aa:results:gw-1.a") and not config.is_results("aa:results:")
+    owner.close()

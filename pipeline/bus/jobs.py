@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -57,6 +58,9 @@ class JobFailed(RuntimeError):
     """A worker answered a job with an error, or nobody answered in time."""
 
 
+_GATEWAY = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 @dataclass(frozen=True, slots=True)
 class JobsConfig:
     prefix: str = "aa"
@@ -74,6 +78,12 @@ class JobsConfig:
 
     def results(self, gateway: str) -> str:
         return f"{self.prefix}:results:{gateway}"
+
+    def is_results(self, stream: str) -> bool:
+        """Whether `stream` is a gateway's result stream of this namespace: the only place a
+        worker writes an answer (a job cannot send it to write anywhere else)."""
+        gateway = stream.removeprefix(f"{self.prefix}:results:")
+        return gateway != stream and _GATEWAY.fullmatch(gateway) is not None
 
 
 def pcm16(audio: Samples) -> bytes:

@@ -41,17 +41,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from pipeline.assist import call_summary
 from pipeline.runtime import metrics
-from pipeline.runtime.retry import client_backoff
 from pipeline.types import (
     AlertEvent,
     CallEnded,
@@ -74,29 +69,6 @@ class BusConfig:
     prefix: str = "aa"
     call_ttl_s: int = 3600
     record_ttl_s: int = 7 * 24 * 3600
-
-
-def connect(url: str, decode: bool = True) -> Redis:
-    """A client that retries dropped connections with jittered backoff (`decode=False` for one
-    that carries bytes, such as audio on the job streams)."""
-    return Redis.from_url(
-        url,
-        decode_responses=decode,
-        retry=Retry(client_backoff(), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-        health_check_interval=15,
-    )
-
-
-def masked(url: str) -> str:
-    """A Redis URL fit for a log line or a screen: its password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 # The hash field that keeps the newest event of each kind (per channel where that matters).
@@ -193,6 +165,7 @@ class RedisBus:
                 pipe.lpush(k.alerts_feed, feed)
                 pipe.ltrim(k.alerts_feed, 0, 49)
                 pipe.zadd(k.alerts_recent, {f"{call_id}:{event.seq}": now})
+                pipe.zremrangebyscore(k.alerts_recent, "-inf", now - 60)  # the writer trims
                 pipe.publish(k.alerts, feed)
             elif isinstance(event, SentimentEvent) and event.channel is Channel.CUSTOMER:
                 pipe.rpush(k.trend(call_id), json.dumps([wire["end"], wire["rolling"]]))

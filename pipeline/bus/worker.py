@@ -184,7 +184,16 @@ class StreamWorker:
         self, kind: str, entry_id: bytes, fields: Fields, reply: dict[str, str]
     ) -> None:
         cfg = self.config
-        results = fields.get(b"reply", b"").decode()
+        results = fields.get(b"reply", b"").decode(errors="replace")
+        if results and not cfg.is_results(results):
+            log.warning(
+                "worker %s: a %s job names a reply stream outside %s:results:*; not answered",
+                self.name,
+                kind,
+                cfg.prefix,
+            )
+            metrics.JOBS_DONE.labels(kind, "bad_reply").inc()
+            results = ""
         pipe = self.redis.pipeline(transaction=False)
         if results:
             answer: dict[Any, Any] = {"id": fields.get(b"id", b""), "worker": self.name, **reply}
