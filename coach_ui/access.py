@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from urllib.parse import quote, urlsplit
 
-import jwt
 from aiohttp import web
 
 from coach_ui.auth import AuthError, Identity, Verifier
@@ -131,7 +130,7 @@ class Access:
         done.set_cookie(
             COOKIE,
             token,
-            max_age=max(0, int(_expiry(token) - time.time())),
+            max_age=max(0, int(ident.expires - time.time())),
             path="/",
             httponly=True,
             secure=self.secure,
@@ -152,9 +151,3 @@ def _local(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def _expiry(token: str) -> float:
-    """The verified token's `exp` (read again, unverified, after `verify` passed)."""
-    exp = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
-    return float(exp) if isinstance(exp, int | float) else 0.0

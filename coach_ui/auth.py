@@ -57,6 +57,7 @@ class Identity:
     subject: str
     role: Role
     agent_id: str = ""  # an agent's own id: the only agent whose calls they may see
+    expires: float = field(default=0.0, compare=False)  # the token's `exp` (a session's end)
 
     def may_see_agent(self, agent_id: str) -> bool:
         return self.role >= Role.SUPERVISOR or (bool(agent_id) and agent_id == self.agent_id)
@@ -115,7 +116,8 @@ class Verifier:
             agent_id = ""
         if role is Role.AGENT and not agent_id:
             raise AuthError(f"token refused: an agent's token needs {agent_claim}")
-        return Identity(subject, role, agent_id)
+        exp = claims["exp"]  # required, and checked to be a number by PyJWT
+        return Identity(subject, role, agent_id, float(exp))
 
     def mint(self, subject: str, role: Role, agent_id: str = "", ttl_s: float = 8 * 3600) -> str:
         """A shared-secret token (what `agent-assist token` prints)."""

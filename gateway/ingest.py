@@ -232,15 +232,21 @@ def tenant_of(headers: Mapping[str, str], keys: Sequence[IngestKey]) -> str | No
     return found
 
 
+def not_configured(config: GatewayConfig, what: str, setting: str) -> Refusal | None:
+    """The refusal of an ingest (`what`) whose credential (`setting`) is not configured: it is
+    closed to everyone, unless the gateway runs `--insecure` (None: open to anyone)."""
+    if config.insecure:
+        return None
+    reason = f"{what} is closed: no credential is configured ({setting})"
+    return Refusal(HTTPStatus.UNAUTHORIZED, "not_configured", reason)
+
+
 def key_refusal(headers: Mapping[str, str], config: GatewayConfig, what: str) -> Refusal | None:
     """The bearer check of the protocols that take an ingest key (`what` names the protocol in
-    the reason): None when a configured key is presented, or when none is configured and the
-    gateway runs `--insecure`."""
+    the reason): None when a configured key is presented (or, with none configured, under
+    `--insecure`)."""
     if not config.ingest_keys:
-        if config.insecure:
-            return None
-        reason = f"{what} is closed: no ingest key is configured (--ingest-keys)"
-        return Refusal(HTTPStatus.UNAUTHORIZED, "not_configured", reason)
+        return not_configured(config, what, "--ingest-keys")
     if tenant_of(headers, config.ingest_keys) is None:
         given = "a wrong" if presented_secrets(headers) else "no"
         reason = f"{what} needs an ingest key (Authorization: Bearer KEY); {given} key was given"
@@ -261,10 +267,18 @@ class Adapter:
         self.hub = hub
         self.config = config
 
+    def admit(self, request: Request) -> Refusal | None:
+        """The handshake's gate: a `Refusal` with an HTTP status (counted, logged and answered
+        by the server before any audio), or None to let the upgrade through. Closed while the
+        protocol's credential is not configured (`missing`, `not_configured`), else `check`."""
+        setting = self.missing(self.config)
+        if setting is not None and (refusal := not_configured(self.config, self.path, setting)):
+            return refusal
+        return self.check(request)
+
     def check(self, request: Request) -> Refusal | None:
-        """The handshake's credential hook: a `Refusal` with an HTTP status (counted, logged and
-        answered by the server before any audio), or None to let the upgrade through. By
-        default: an ingest key (`key_refusal`)."""
+        """The protocol's own check of the handshake (its credential, when configured: without
+        one, only `--insecure` lets `admit` get here). By default: an ingest key."""
         return key_refusal(request.headers, self.config, self.path)
 
     @classmethod

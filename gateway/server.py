@@ -164,7 +164,7 @@ class Gateway:
         adapter = self.adapters.get(path)
         if adapter is not None:
             try:
-                refusal = adapter.check(request)
+                refusal = adapter.admit(request)
             except (LookupError, ValueError) as exc:  # a repeated or undecodable header
                 reason = f"malformed request headers: {type(exc).__name__}"
                 refusal = Refusal(HTTPStatus.BAD_REQUEST, "bad_request", reason)
