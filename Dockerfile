@@ -10,7 +10,8 @@
 #     then run workers with AGENT_ASSIST_DEVICE=cuda AGENT_ASSIST_COMPUTE_TYPE=float16
 #
 #   docker run -p 8080:8080 -p 8081:8081 -p 8082:8082 -p 9092-9093:9092-9093 \
-#     -e REDIS_URL=redis://redis:6379/0 -e AGENT_ASSIST_PANEL_TOKEN=change-me \
+#     -v agent-assist-state:/var/lib/agent-assist -v /etc/agent-assist:/run/secrets:ro \
+#     -e REDIS_URL=redis://redis:6379/0 -e AGENT_ASSIST_PANEL_SECRET_FILE=/run/secrets/panel \
 #     -e AGENT_ASSIST_WEBRTC_PORT=8082 -e AGENT_ASSIST_AUDIOSOCKET_ALLOW=172.16.0.0/12 agent-assist
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}

@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="aa", help="the deployment's --redis-prefix")
 
     p = sub.add_parser(
+        "k8s-secrets",
+        help="make the Secrets deploy/k8s needs where they are missing (keeps existing ones)",
+        description="Creates agent-assist-secrets (an ingest key for TENANT, the panels' "
+        "secret) and agent-assist-redis-users (Redis ACL users) in the namespace, each only "
+        "if it is missing; prints what it made or kept, never a value. In a pod it acts as "
+        "the pod's service account (deploy/k8s/secrets.yaml runs it); elsewhere give "
+        "--kubeconfig.",
+    )
+    p.add_argument("--namespace", help="default: the pod's own namespace")
+    p.add_argument("--kubeconfig", type=Path, help="outside the cluster: a kubeconfig file")
+    p.add_argument("--tenant", default="default", help="the tenant of the ingest key it makes")
+    p.add_argument("--redis-host", default="agent-assist-redis", help="Redis's host name")
+    p.add_argument("--redis-port", type=int, default=6379)
+    p.add_argument("--prefix", default="aa", help="the deployment's --redis-prefix")
+
+    p = sub.add_parser(
         "token",
         help="mint a panel token (shared-secret mode: signed with --panel-secret)",
         description="Prints a signed token for the panels. The secret is the panels' own "
@@ -160,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return _token(args)
         if args.command == "redis-users":
             return _redis_users(args)
+        if args.command == "k8s-secrets":
+            return _k8s_secrets(args)
         settings = settings_mod.load(args)
         _setup_logging(settings.log_level)
         if args.command == "serve":
@@ -194,6 +212,24 @@ def _redis_users(args: argparse.Namespace) -> int:
         path.touch(mode=0o600)
         path.write_text(text if name.endswith(".acl") else text + "\n")
     print(f"wrote {', '.join(files)} to {args.dir} (mode 0600)")
+    return 0
+
+
+def _k8s_secrets(args: argparse.Namespace) -> int:
+    from agent_assist import k8s_secrets as k8s  # the Kubernetes client only where it is used
+
+    namespace = args.namespace or k8s.NAMESPACE_FILE.read_text().strip()
+    wanted = k8s.wanted(args.tenant, args.prefix, args.redis_host, args.redis_port)
+    try:
+        done = k8s.ensure(k8s.connect(args.kubeconfig), namespace, wanted)
+    except k8s.ApiException as exc:
+        print(f"agent-assist: {k8s.refusal(exc)}", file=sys.stderr)
+        return 1
+    except (k8s.ConfigException, k8s.Unreachable) as exc:
+        print(f"agent-assist: no Kubernetes API to talk to: {exc}", file=sys.stderr)
+        return 1
+    for name, outcome in done.items():
+        print(f"{outcome.value} Secret {namespace}/{name}")
     return 0
 
 
