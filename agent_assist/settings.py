@@ -233,7 +233,7 @@ class Settings:
     prosody_baseline_s: float = of(
         ProsodyConfig,
         "baseline_voiced_s",
-        "Voiced speech that sets each speaker's prosody baseline",
+        "Eligible voiced speech each speaker's prosody baseline is built on (median of turns)",
     )
     talkover_min_s: float = of(
         ConversationConfig, "talkover_min_s", "Both parties speaking this long is a talk-over"

@@ -266,6 +266,35 @@ class SentimentEvent(_ChannelEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TurnSentimentEvent(_ChannelEvent):
+    """Sentiment of a whole turn (a speaker's finals until the other party takes the floor),
+    judged on its whole text when it ends; `start`/`end` span the turn."""
+
+    utterances: tuple[int, ...]
+    label: str
+    probs: tuple[float, float, float]  # negative, neutral, positive
+    score: float  # P(positive) - P(negative), in [-1, 1]
+    type: ClassVar[str] = "turn_sentiment"
+
+    def body(self) -> dict[str, Any]:
+        neg, neu, pos = self.probs
+        return {
+            "utterances": list(self.utterances),
+            "label": self.label,
+            "probs": {"negative": _r(neg), "neutral": _r(neu), "positive": _r(pos)},
+            "score": _r(self.score),
+        }
+
+    @classmethod
+    def parse_body(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        p = d["probs"]
+        return {
+            "utterances": tuple(int(u) for u in d["utterances"]), "label": d["label"],
+            "probs": (p["negative"], p["neutral"], p["positive"]), "score": d["score"],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
 class EmotionEvent(_ChannelEvent):
     """Prosody of one utterance and the arousal it shows against the speaker's own baseline."""
 
@@ -273,12 +302,13 @@ class EmotionEvent(_ChannelEvent):
     label: str  # calm | tense | agitated
     arousal: float
     confidence: float
-    baseline: bool  # still learning this speaker's baseline
+    baseline: bool  # the baseline period: too little of this speaker's own voice yet
     pitch_hz: float | None
     pitch_range_st: float | None
     loudness_db: float | None
     rate_wps: float | None
-    relative: dict[str, float | None]  # differences from the baseline
+    relative: dict[str, float | None]  # differences from the reference
+    baseline_quality: float = 0.0  # 0: compared with typical speech only; 1: a full own baseline
     type: ClassVar[str] = "emotion"
 
     FEATURES: ClassVar[tuple[str, ...]] = ("pitch_hz", "pitch_range_st", "loudness_db", "rate_wps")
@@ -290,6 +320,7 @@ class EmotionEvent(_ChannelEvent):
             "arousal": self.arousal,
             "confidence": self.confidence,
             "baseline": self.baseline,
+            "baseline_quality": self.baseline_quality,
             "features": {name: getattr(self, name) for name in self.FEATURES},
             "relative": self.relative,
         }
@@ -298,7 +329,15 @@ class EmotionEvent(_ChannelEvent):
     def parse_body(cls, d: Mapping[str, Any]) -> dict[str, Any]:
         fields = {name: d[name] for name in ("utterance", "label", "arousal", "confidence")}
         features = {name: d["features"].get(name) for name in cls.FEATURES}
-        return fields | features | {"baseline": d["baseline"], "relative": dict(d["relative"])}
+        return (
+            fields
+            | features
+            | {
+                "baseline": d["baseline"],
+                "baseline_quality": d["baseline_quality"],
+                "relative": dict(d["relative"]),
+            }
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -381,6 +420,8 @@ class FrustrationEvent(_ChannelEvent):
     reasons: tuple[FrustrationReason, ...]
     trigger: str
     utterance: int | None = None
+    allows: str = "critical"  # the highest alert its evidence supports: critical | coaching | none
+    evidence: str = ""  # the evidence rule that set `allows`, in words
     type: ClassVar[str] = "frustration"
 
     def body(self) -> dict[str, Any]:
@@ -392,6 +433,8 @@ class FrustrationEvent(_ChannelEvent):
             "components": self.components,
             "reasons": [r.to_dict() for r in self.reasons],
             "trigger": self.trigger,
+            "allows": self.allows,
+            "evidence": self.evidence,
         }
         if self.utterance is not None:
             out["utterance"] = self.utterance
@@ -399,7 +442,8 @@ class FrustrationEvent(_ChannelEvent):
 
     @classmethod
     def parse_body(cls, d: Mapping[str, Any]) -> dict[str, Any]:
-        fields = {name: d[name] for name in ("score", "level", "active", "onset", "trigger")}
+        names = ("score", "level", "active", "onset", "trigger", "allows", "evidence")
+        fields = {name: d[name] for name in names}
         reasons = tuple(FrustrationReason.from_dict(r) for r in d["reasons"])
         return fields | {
             "components": dict(d["components"]),
@@ -547,7 +591,10 @@ class CallEnded:
         return cls(**{name: d[name] for name in cls.FIELDS})
 
 
-MoodEvent = SentimentEvent | EmotionEvent | SignalEvent | TalkStatsEvent | FrustrationEvent
+MoodEvent = (
+    SentimentEvent | TurnSentimentEvent | EmotionEvent | SignalEvent | TalkStatsEvent
+    | FrustrationEvent
+)  # fmt: skip
 AssistEvent = AlertEvent | SuggestionEvent
 Event = TranscriptEvent | MoodEvent | AssistEvent
 CallMessage = CallStarted | CallEnded
@@ -556,8 +603,8 @@ Message = Event | CallMessage
 _PARSERS: dict[str, Any] = {
     cls.type: cls.from_dict
     for cls in (
-        TranscriptEvent, SentimentEvent, EmotionEvent, TalkStatsEvent, FrustrationEvent,
-        AlertEvent, SuggestionEvent, CallStarted, CallEnded,
+        TranscriptEvent, SentimentEvent, TurnSentimentEvent, EmotionEvent, TalkStatsEvent,
+        FrustrationEvent, AlertEvent, SuggestionEvent, CallStarted, CallEnded,
     )
 } | {kind: SignalEvent.from_dict for kind in ("talkover", "dead_air")}  # fmt: skip
 

@@ -2,7 +2,12 @@
 
 import pytest
 
-from pipeline.mood.frustration import FrustrationConfig, FrustrationScorer, find_cues
+from pipeline.mood.frustration import (
+    FrustrationConfig,
+    FrustrationScorer,
+    evidence_rule,
+    find_cues,
+)
 from pipeline.mood.sentiment import Sentiment
 
 
@@ -183,3 +188,69 @@ def test_garbled_words_count_less():
         garbled.turn(2, 20.0, "x", sent(0.0), None, 0.4).components["sentiment"]
         < b.components["sentiment"]
     )
+
+
+@pytest.mark.parametrize(
+    ("parts", "settled", "allows"),
+    [
+        ({"sentiment": 0.55}, True, "critical"),  # strong words alone
+        ({"cues": 0.7}, False, "critical"),  # a manager request is strong words
+        ({"sentiment": 0.3, "arousal": 0.5}, False, "critical"),  # words with voice
+        ({"sentiment": 0.3, "conversation": 0.3}, True, "critical"),  # words with talk-over
+        ({"sentiment": 0.3}, True, "coaching"),  # words alone, not strong
+        ({"arousal": 0.8}, True, "coaching"),  # voice alone, however loud
+        ({"arousal": 0.8, "conversation": 0.3}, True, "coaching"),
+        ({"conversation": 0.5}, True, "coaching"),
+        ({"arousal": 0.8}, False, "none"),  # voice alone in the baseline period
+        ({"sentiment": 0.1, "arousal": 0.1}, True, "none"),
+    ],
+)
+def test_evidence_rules(parts, settled, allows):
+    full = {"sentiment": 0.0, "arousal": 0.0, "cues": 0.0, "conversation": 0.0} | parts
+    got, why = evidence_rule(full, settled)
+    assert got == allows and why
+
+
+def test_voice_alone_never_allows_more_than_coaching():
+    f = FrustrationScorer()
+    for i in range(1, 6):
+        u = f.turn(i, 5.0 * i, "i need the reference number", sent(0.0), 0.9)
+    assert u.active and u.score >= 0.6
+    assert (u.allows, u.evidence) == ("coaching", "voice alone: coaching at most")
+    # the same voice with negative words supports a critical alert
+    u = f.turn(6, 32.0, "this is useless, nothing you have done has worked", sent(-0.8), 0.9)
+    assert u.allows == "critical" and u.evidence == "words with voice"
+
+
+def test_voice_in_the_baseline_period_raises_no_alert_alone():
+    f = FrustrationScorer()
+    for i in range(1, 4):
+        u = f.turn(i, 5.0 * i, "my account number is four four seven", sent(0.0), 0.9, None, False)
+    assert u.score >= 0.6 and u.allows == "none"
+    u = f.turn(4, 20.0, "i need it fixed today", sent(0.0), 0.9, None, True)
+    assert u.allows == "coaching"  # the settled turn is now most of the arousal that counts
+
+
+def test_a_turn_in_several_finals_is_judged_once_on_its_whole_text():
+    """The neutral first half and the angry second half of one turn are not two turns: the
+    second final's (whole-turn) judgement replaces the first's, and the turn counts once."""
+    pieces = FrustrationScorer()
+    pieces.turn(1, 5.0, "i have been waiting since monday", sent(0.0), None)
+    split = pieces.turn(2, 8.0, "and nobody has called me back", sent(-0.9), None)
+    whole = FrustrationScorer()
+    whole.turn(1, 5.0, "i have been waiting since monday", sent(0.0), None)
+    joined = whole.turn(2, 8.0, "and nobody has called me back", sent(-0.9), None, continues=True)
+    assert joined.score > split.score  # no neutral piece dilutes the turn
+    assert joined.components["sentiment"] == pytest.approx(0.85 * 0.9 / 1.5, abs=1e-3)
+    nxt = whole.turn(3, 20.0, "okay", sent(0.0), None)  # the next turn halves it once
+    assert nxt.components["sentiment"] < joined.components["sentiment"]
+
+
+def test_a_positive_turn_in_several_finals_halves_the_evidence_once():
+    f = FrustrationScorer()
+    f.turn(1, 5.0, "this is useless", sent(-0.9), None)
+    before = f.turn(2, 8.0, "i want to speak to a manager", sent(-0.9), None, continues=True)
+    f.turn(3, 12.0, "oh that is great", sent(0.9), None)
+    once = f.turn(4, 14.0, "thank you so much", sent(0.95), None, continues=True)
+    halved = before.components["cues"] / 2 * decay(6.0)  # halved once, and 6 s older
+    assert once.components["cues"] == pytest.approx(halved, abs=2e-3)

@@ -1,11 +1,16 @@
 """Prosody measurement on signals of known pitch and level, and arousal against a baseline."""
 
-import math
-
 import numpy as np
 import pytest
 
-from pipeline.mood.prosody import ArousalTracker, ProsodyConfig, ProsodyFeatures, label_of, measure
+from pipeline.mood.prosody import (
+    ArousalTracker,
+    ProsodyConfig,
+    ProsodyFeatures,
+    label_of,
+    measure,
+    reads_numbers,
+)
 from pipeline.types import Word
 
 SR = 16000
@@ -51,47 +56,130 @@ def test_silence_has_no_pitch_or_loudness():
     assert (f.pitch_hz, f.loudness_db, f.voiced_s) == (None, None, 0.0)
 
 
-def feats(pitch=120.0, loud=-30.0, rate=2.5, rng=4.0, voiced=2.0) -> ProsodyFeatures:
+def feats(pitch=115.0, loud=-26.0, rate=2.6, rng=5.0, voiced=2.0) -> ProsodyFeatures:
+    """Defaults: the population prior of a low voice (typical calm telephone speech)."""
     return ProsodyFeatures(pitch, rng, loud, rate, voiced)
 
 
-def test_baseline_is_learnt_from_the_first_voiced_seconds():
-    t = ArousalTracker(ProsodyConfig(baseline_voiced_s=3.0))
-    assert t.update(feats(voiced=2.0)).baseline
-    assert t.update(feats(pitch=130.0, voiced=0.2)).baseline  # too little voice: not used
-    assert t.update(feats(voiced=1.5)).baseline  # 3.5 s: the baseline is set
+AGITATED = {"pitch": 140.0, "loud": -14.0, "rate": 3.3, "rng": 3.0}
+
+
+def settled(tracker: ArousalTracker, turns: int = 13, **kw: float) -> ArousalTracker:
+    for _ in range(turns):
+        tracker.update(feats(**kw))
+    return tracker
+
+
+def test_a_typical_calm_voice_is_calm_from_the_first_turn():
+    t = ArousalTracker()
     e = t.update(feats())
-    assert not e.baseline and e.arousal == 0.0 and e.label == "calm"
-    assert t.base == pytest.approx(
-        {"pitch": 12 * math.log2(1.2), "range": 4.0, "loudness": -30.0, "rate": 2.5}
+    assert e.baseline and e.baseline_quality == 0.0 and e.arousal == 0.0 and e.label == "calm"
+    assert e.confidence < t.update(feats()).confidence + 0.5  # against the prior: less sure
+
+
+def test_the_baseline_period_ends_after_settled_voiced_seconds_of_eligible_turns():
+    t = ArousalTracker(ProsodyConfig(settled_voiced_s=4.0))
+    assert t.update(feats(voiced=2.0)).baseline
+    assert t.update(feats(voiced=0.8)).baseline  # too short to shape the baseline
+    assert t.update(feats(voiced=2.0)).baseline  # 4 s now: the next turn is settled
+    e = t.update(feats(voiced=2.0))
+    assert not e.baseline and e.baseline_quality == 0.16  # 4 of 25 s
+
+
+def test_arousal_against_a_full_own_baseline_is_the_documented_weighted_rise():
+    """Once the speaker's own voice dominates, the tolerances are theirs (2 st, 3 dB, 15 %,
+    3 st), blended with the prior's by the prior's remaining share."""
+    t = settled(ArousalTracker(ProsodyConfig(prior_weight_s=1e-9)))
+    up_2st = 115.0 * 2 ** (2 / 12)
+    e = t.update(feats(pitch=up_2st, loud=-23.0, rate=2.6 * 1.15, rng=8.0))
+    z = 0.35 * 2 / 2 + 0.35 * 3 / 3 + 0.20 * 0.15 / 0.15 + 0.10 * 3 / 3
+    assert e.arousal == pytest.approx(z / 2, abs=2e-3)  # 0.5
+    assert e.label == "tense" and e.baseline_quality == 1.0
+    assert (e.pitch_st, e.loudness_db, e.rate_pct, e.range_st) == pytest.approx(
+        (2.0, 3.0, 15.0, 3.0), abs=0.01
     )
 
 
-def test_arousal_is_the_documented_weighted_rise_over_the_baseline():
-    t = ArousalTracker(ProsodyConfig(baseline_voiced_s=2.0))
-    t.update(feats())
-    up_2st = 120.0 * 2 ** (2 / 12)
-    e = t.update(feats(pitch=up_2st, loud=-27.0, rate=2.5 * 1.15, rng=7.0))
-    z = 0.35 * 2 / 2 + 0.35 * 3 / 3 + 0.20 * 0.15 / 0.15 + 0.10 * 3 / 3
-    assert e.arousal == pytest.approx(z / 2, abs=1e-3)  # 0.5
-    assert e.label == "tense"
-    assert (e.pitch_st, e.loudness_db, e.rate_pct, e.range_st) == (2.0, 3.0, 15.0, 3.0)
+def test_digit_reading_does_not_set_the_baseline():
+    """A customer who opens by reading an account number (flat, slow, quiet) and then speaks
+    normally is not judged aroused against the digits."""
+    digits = {"pitch": 100.0, "loud": -33.0, "rate": 1.6, "rng": 1.5, "voiced": 5.0}
+    t = ArousalTracker()
+    for text in ("four four seven one, two nine nine zero", "it is 7 7 4 1 double 0 9"):
+        t.update(feats(**digits), text)
+    normal = [t.update(feats(), "and the bill says i owe three hundred pounds") for _ in range(8)]
+    assert max(e.arousal for e in normal) < 0.15
+    naive = ArousalTracker()  # the same turns without their words: the digits would set it
+    for _ in range(2):
+        naive.update(feats(**digits))
+    assert naive.update(feats()).arousal > 0.33
+
+
+def test_reads_numbers():
+    assert reads_numbers("four four seven one two nine")
+    assert reads_numbers("it's 4471 2990, sort code 20 44 91")
+    assert reads_numbers("my postcode is s w one a two a a")
+    assert not reads_numbers("i have called you three times about this bill")
+    assert not reads_numbers("")
+
+
+def test_one_odd_turn_does_not_move_a_median_baseline():
+    t = ArousalTracker()
+    t.update(feats(pitch=160.0, loud=-16.0, rate=3.5))  # one odd opening turn
+    settled(t, 6)
+    assert t.update(feats()).arousal < 0.1
+
+
+def test_a_speaker_agitated_from_the_first_word_stays_aroused():
+    """Their own baseline *is* the agitated voice; the prior keeps them compared with typical
+    speech too, and agitated turns after the baseline period do not join the baseline."""
+    t = ArousalTracker()
+    judged = [t.update(feats(**AGITATED, voiced=3.0)) for _ in range(12)]
+    assert judged[0].arousal >= 0.5 and judged[0].baseline
+    assert all(e.arousal >= 0.33 for e in judged)  # tense at least, all call long
+    calm_start = settled(ArousalTracker(), 12)
+    assert calm_start.update(feats(**AGITATED)).arousal >= 0.66
+
+
+def test_a_naturally_loud_fast_speaker_settles_to_calm():
+    loud_line = {"pitch": 230.0, "loud": -19.0, "rate": 3.0, "rng": 6.0}
+    t = ArousalTracker()
+    judged = [t.update(feats(**loud_line, voiced=3.0)) for _ in range(12)]
+    assert judged[0].arousal < 0.5  # against the prior, with its wider tolerances
+    assert judged[-1].arousal < 0.2
+
+
+def test_calm_turns_after_the_window_update_the_baseline_slowly():
+    t = settled(ArousalTracker())
+    before = t.reference()["loudness"]
+    t.update(feats(loud=-24.0))  # one louder calm turn: the median holds
+    assert t.reference()["loudness"] == before
+    moved = []
+    for _ in range(24):  # a calm speaker who became a little louder: the baseline follows
+        t.update(feats(loud=-24.0))
+        moved.append(t.reference()["loudness"])
+    assert moved[-1] > before + 1.0 and moved == sorted(moved)
+    t.update(feats(**AGITATED))  # aroused: does not join
+    assert t.reference()["loudness"] == moved[-1]
 
 
 def test_quieter_lower_slower_is_calm_not_negative():
-    t = ArousalTracker(ProsodyConfig(baseline_voiced_s=2.0))
-    t.update(feats())
+    t = settled(ArousalTracker())
     e = t.update(feats(pitch=100.0, loud=-40.0, rate=1.5))
     assert e.arousal == 0.0 and e.label == "calm"
 
 
 def test_missing_features_are_left_out_and_lower_the_confidence():
-    t = ArousalTracker(ProsodyConfig(baseline_voiced_s=2.0))
-    t.update(feats())
-    full = t.update(feats(loud=-24.0))
-    no_pitch = t.update(ProsodyFeatures(None, None, -24.0, 2.5, 2.0))
+    t = settled(ArousalTracker())
+    full = t.update(feats(loud=-20.0))
+    no_pitch = t.update(ProsodyFeatures(None, None, -20.0, 2.6, 2.0))
     assert no_pitch.arousal > full.arousal  # loudness alone carries the whole weight
     assert no_pitch.confidence < full.confidence
+
+
+def test_the_config_is_checked():
+    with pytest.raises(ValueError):
+        ProsodyConfig(baseline_voiced_s=5.0, settled_voiced_s=6.0)
 
 
 def test_labels():

@@ -21,9 +21,9 @@ from pipeline.types import (
     Channel,
     FrustrationEvent,
     FrustrationReason,
-    SentimentEvent,
     SignalEvent,
     TranscriptEvent,
+    TurnSentimentEvent,
 )
 
 
@@ -32,16 +32,17 @@ def final(text, utterance=1, start=0.0, end=2.0, channel="customer"):
 
 
 def sentiment(score, utterance, start, channel="customer"):
-    return SentimentEvent(call_id="c1", channel=Channel[channel.upper()], start=start,
-                          end=start + 2, utterance=utterance, label="", probs=(0.0, 0.0, 0.0),
-                          score=score, rolling=0.0, trend=0.0)  # fmt: skip
+    return TurnSentimentEvent(call_id="c1", channel=Channel[channel.upper()], start=start,
+                              end=start + 2, utterances=(utterance,), label="",
+                              probs=(0.0, 0.0, 0.0), score=score)  # fmt: skip
 
 
-def frustration(score, end, utterance=None):
+def frustration(score, end, utterance=None, allows="critical", evidence=""):
     reasons = (FrustrationReason("sentiment", 0.0, ""),)
     return FrustrationEvent(call_id="c1", channel=Channel.CUSTOMER, start=end - 2, end=end,
                             score=score, level="", active=False, onset=False, components={},
-                            reasons=reasons, trigger="", utterance=utterance)  # fmt: skip
+                            reasons=reasons, trigger="", utterance=utterance, allows=allows,
+                            evidence=evidence)  # fmt: skip
 
 
 def signal(kind, start, end, channel="customer"):
@@ -108,6 +109,21 @@ def test_frustration_held_for_a_time():
     (alert,) = e.feed(frustration(0.8, 40, utterance=6))
     assert alert.severity is Severity.CRITICAL and alert.start == 30 and alert.end == 40
     assert alert.evidence[0].detail == "frustration 0.80 (sentiment)"
+
+
+def test_a_frustration_alert_is_no_more_severe_than_its_evidence_allows():
+    e = engine(type=RuleType.FRUSTRATION, above=0.6, severity=Severity.CRITICAL, cooldown_s=90)
+    assert not e.feed(frustration(0.9, 10, allows="none"))  # voice in the baseline period
+    (alert,) = e.feed(frustration(0.9, 20, allows="coaching", evidence="voice alone"))
+    assert alert.severity is Severity.COACHING
+    assert alert.evidence[0].detail.endswith("; evidence: voice alone")
+    assert not e.feed(frustration(0.9, 30, allows="coaching"))  # cooling down
+    (alert,) = e.feed(frustration(0.9, 40, allows="critical", evidence="words with voice"))
+    assert alert.severity is Severity.CRITICAL  # a rise in severity is not held back
+    assert not e.feed(frustration(0.9, 50, allows="critical"))
+    coaching = engine(type=RuleType.FRUSTRATION, above=0.6, severity=Severity.COACHING)
+    (alert,) = coaching.feed(frustration(0.9, 10, allows="critical"))
+    assert alert.severity is Severity.COACHING  # never above the rule's own
 
 
 def test_frustration_at_once():

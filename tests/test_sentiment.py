@@ -141,3 +141,15 @@ async def test_owner_failure_reaches_every_caller_and_the_owner_goes_on():
     assert await owner.submit(2) == 2
     assert metrics.ERRORS.labels("flaky")._value.get() == before + 1
     owner.close()
+
+
+def test_an_untrusted_transcript_pulls_the_sentiment_toward_neutral():
+    from pipeline.mood.sentiment import Sentiment, transcript_trust
+
+    sure = Sentiment.from_probs((0.98, 0.01, 0.01))
+    assert sure.shrunk(1.0) is sure
+    garbled = sure.shrunk(transcript_trust(0.6))  # a third believed
+    assert garbled.score == pytest.approx(sure.score / 3, abs=1e-6)
+    assert abs(garbled.score) < 0.5 and garbled.label == "neutral"
+    assert sure.shrunk(transcript_trust(0.4)).score == 0.0
+    assert sum((garbled.negative, garbled.neutral, garbled.positive)) == pytest.approx(1.0)

@@ -7,15 +7,20 @@ is published (the versioned JSON dicts) and returns the alerts it raises. Rule t
   words, case-insensitive), matches one of them as a regular expression (`match: regex`), or is
   similar to one of them (`match: semantic`: cosine similarity of sentence embeddings at least
   `threshold`, with the encoder the engine is given);
-- `sentiment`: `turns` consecutive turns of `channel` with a sentiment score below `below`;
+- `sentiment`: `turns` consecutive turns of `channel` (each judged on its whole text when the
+  other party takes the floor) with a sentiment score below `below`;
 - `frustration`: the customer's frustration score at least `above` for `for_s` seconds;
 - `talkover` / `dead_air`: one lasting at least `longer_than_s`;
 - `escalation` / `cancellation`: the customer asks for a manager / says they will cancel (the
   cue patterns of the frustration score, negation-aware).
 
-Every rule has a `severity` (info / coaching / critical), a `cooldown_s` on the call's clock and a
-`prompt` for the agent. Every alert carries its evidence: the utterances, spans and scores that
-fired it. A malformed file is refused when it is loaded, naming the file, the line and the field.
+Every rule has a `severity` (info / coaching / critical), a `cooldown_s` on the call's clock
+(within it the rule fires again only at a higher severity) and a `prompt` for the agent. A
+`frustration` rule's alert is never more severe than the evidence behind the score supports
+(the event's `allows`, set by the evidence rules of `pipeline.mood.frustration`): voice alone
+makes at most a coaching alert, and none during the customer's baseline period. Every alert
+carries its evidence: the utterances, spans and scores that fired it. A malformed file is
+refused when it is loaded, naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from pipeline.types import (
     Event,
     Evidence,
     FrustrationEvent,
-    SentimentEvent,
     SignalEvent,
     TranscriptEvent,
+    TurnSentimentEvent,
 )
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -49,6 +54,9 @@ class Severity(enum.StrEnum):
     INFO = "info"
     COACHING = "coaching"
     CRITICAL = "critical"
+
+
+_RANK = {Severity.INFO: 0, Severity.COACHING: 1, Severity.CRITICAL: 2}
 
 
 class RuleType(enum.StrEnum):
@@ -194,6 +202,7 @@ def _enum(cls: type[E], value: str, fail: Callable[[str, str], RulesError], name
 @dataclass
 class _State:
     last_fired: float | None = None
+    last_severity: Severity = Severity.INFO
     streak: list[Evidence] = field(default_factory=list)  # sentiment turns below the bar
     high_since: float | None = None  # frustration at or above the bar since
 
@@ -225,24 +234,29 @@ class RuleEngine:
     def _fire(self, rule: Rule, event: Event, evidence: list[Evidence]) -> AlertEvent | None:
         state = self._state[rule.id]
         now = event.end
-        if state.last_fired is not None and now - state.last_fired < rule.cooldown_s:
-            return None
-        state.last_fired = now
+        severity = rule.severity
+        if isinstance(event, FrustrationEvent):  # no higher than its evidence supports
+            if event.allows not in _RANK:
+                return None
+            severity = min(severity, Severity(event.allows), key=_RANK.__getitem__)
+        cooling = state.last_fired is not None and now - state.last_fired < rule.cooldown_s
+        if cooling and _RANK[severity] <= _RANK[state.last_severity]:
+            return None  # within the cooldown only a rise in severity fires again
+        state.last_fired, state.last_severity = now, severity
         return AlertEvent(
             call_id=self.call_id, channel=event.channel,
             start=min(e.start for e in evidence), end=now, rule=rule.id,
-            severity=rule.severity, prompt=rule.prompt, evidence=tuple(evidence),
+            severity=severity, prompt=rule.prompt, evidence=tuple(evidence),
         )  # fmt: skip
 
     def _check(self, rule: Rule, state: _State, e: Event) -> list[Evidence]:
         on_channel = e.channel.label == rule.channel
         if isinstance(e, TranscriptEvent) and e.final and on_channel:
             return self._transcript(rule, e)
-        if rule.type is RuleType.SENTIMENT and isinstance(e, SentimentEvent) and on_channel:
+        if rule.type is RuleType.SENTIMENT and isinstance(e, TurnSentimentEvent) and on_channel:
             if e.score < rule.below:
-                state.streak.append(
-                    Evidence("negative turn", e.start, e.end, e.utterance, score=e.score)
-                )
+                last = e.utterances[-1] if e.utterances else None
+                state.streak.append(Evidence("negative turn", e.start, e.end, last, score=e.score))
             else:
                 state.streak.clear()
             if len(state.streak) >= rule.turns:
@@ -256,10 +270,9 @@ class RuleEngine:
                 state.high_since = e.end
             if e.end - state.high_since >= rule.for_s:
                 reasons = ", ".join(r.kind for r in e.reasons[:3])
-                return [
-                    Evidence(f"frustration {e.score:.2f} ({reasons})", state.high_since,
-                             e.end, e.utterance, score=e.score)
-                ]  # fmt: skip
+                detail = f"frustration {e.score:.2f} ({reasons})"
+                detail += f"; evidence: {e.evidence}" if e.evidence else ""
+                return [Evidence(detail, state.high_since, e.end, e.utterance, score=e.score)]
         if (
             isinstance(e, SignalEvent)
             and rule.type.value == e.kind

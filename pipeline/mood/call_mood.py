@@ -5,7 +5,8 @@ The synchronous cores (`RollingSentiment`, `ArousalTracker`, `ConversationTracke
 
     final transcript + its audio --(bounded queue, in order)--> sentiment (batched owner thread)
                                                                prosody   (prosody thread)
-        --> sentiment, emotion, talk_stats and (customer) frustration events
+        --> sentiment, emotion, talk_stats and (customer) frustration events; a final of the
+            other party ends the speaker's turn --> turn_sentiment (the whole turn's text)
     VAD events of both channels --> talkover / dead_air events (+ frustration when they concern
                                     the customer)
 
@@ -34,7 +35,9 @@ from pipeline.mood.sentiment import (
     SentimentConfig,
     SentimentService,
     load_owner,
+    transcript_trust,
 )
+from pipeline.mood.turns import TAKES_FLOOR_WORDS, Turn
 from pipeline.runtime import metrics
 from pipeline.types import (
     PIPELINE_RATE,
@@ -47,6 +50,7 @@ from pipeline.types import (
     SignalEvent,
     TalkStatsEvent,
     TranscriptEvent,
+    TurnSentimentEvent,
     VadEvent,
 )
 
@@ -106,6 +110,7 @@ class CallMood:
         self._rolling = {c: RollingSentiment(cfg.sentiment_half_life_s) for c in Channel}
         self._arousal = {c: ArousalTracker(cfg.prosody) for c in Channel}
         self._talk = ConversationTracker(cfg.conversation)
+        self._turns: dict[Channel, Turn | None] = dict.fromkeys(Channel)
         self.frustration = FrustrationScorer(cfg.frustration)
         self._queue: asyncio.Queue[tuple[TranscriptEvent, Samples] | None] = asyncio.Queue(
             cfg.pending
@@ -135,6 +140,8 @@ class CallMood:
         """End of the call, after its last final: finish the moods, close open signals."""
         await self._queue.put(None)
         await self._worker
+        for channel in Channel:
+            await self._end_turn(channel)
         for signal in self._talk.close(position):
             await self._signal(signal)
 
@@ -169,9 +176,18 @@ class CallMood:
 
     async def _analyse(self, event: TranscriptEvent, audio: Samples) -> None:
         channel = event.channel
+        other = Channel.AGENT if channel is Channel.CUSTOMER else Channel.CUSTOMER
+        if len(event.text.split()) >= TAKES_FLOOR_WORDS:  # not a backchannel: the floor passes
+            await self._end_turn(other)
+        turn = self._turns[channel]
+        continues = turn is not None
+        if turn is None:
+            turn = self._turns[channel] = Turn(event.start)
+        turn.add(event)
         loop = asyncio.get_running_loop()
-        got_sentiment, got_features = await asyncio.gather(
+        got_sentiment, got_turn, got_features = await asyncio.gather(
             self._timed("sentiment", self._sentiment(event.text)),
+            self._timed("sentiment", self._sentiment(turn.text) if continues else _none()),
             self._timed(
                 "prosody",
                 loop.run_in_executor(self._services.prosody, measure, audio, event.words),
@@ -180,26 +196,29 @@ class CallMood:
         )
         sentiment = _or_none(got_sentiment, "sentiment", self.call_id)
         features = _or_none(got_features, "prosody", self.call_id)
+        turn.sentiment = _or_none(got_turn, "sentiment", self.call_id) if continues else sentiment
         envelope = _Envelope(self.call_id, channel, event.start, event.end)
 
-        if sentiment is not None:
-            rolling, trend = self._rolling[channel].add(event.end, sentiment.score)
+        if sentiment is not None:  # published as far as the words are trusted
+            probs = [w.probability for w in event.words if w.probability > 0]
+            shown = sentiment.shrunk(transcript_trust(sum(probs) / len(probs) if probs else None))
+            rolling, trend = self._rolling[channel].add(event.end, shown.score)
             await self._emit(
                 SentimentEvent(
                     **envelope.fields(),
                     utterance=event.utterance,
-                    label=sentiment.label,
-                    probs=(sentiment.negative, sentiment.neutral, sentiment.positive),
-                    score=sentiment.score,
+                    label=shown.label,
+                    probs=(shown.negative, shown.neutral, shown.positive),
+                    score=shown.score,
                     rolling=rolling,
                     trend=trend,
                 )
             )
         arousal: float | None = None
+        settled = True
         if features is not None:
-            emotion = self._arousal[channel].update(features)
-            if not emotion.baseline:
-                arousal = emotion.arousal
+            emotion = self._arousal[channel].update(features, event.text)
+            arousal, settled = emotion.arousal, not emotion.baseline
             await self._emit(
                 EmotionEvent(
                     **envelope.fields(),
@@ -208,6 +227,7 @@ class CallMood:
                     arousal=emotion.arousal,
                     confidence=emotion.confidence,
                     baseline=emotion.baseline,
+                    baseline_quality=emotion.baseline_quality,
                     pitch_hz=features.pitch_hz,
                     pitch_range_st=features.pitch_range_st,
                     loudness_db=features.loudness_db,
@@ -242,13 +262,28 @@ class CallMood:
                 dead_air_s=stats.dead_air_s,
             )
         )
-        if channel is Channel.CUSTOMER:
-            probs = [w.probability for w in event.words if w.probability > 0]
-            confidence = sum(probs) / len(probs) if probs else None
+        if arousal is not None:
+            turn.arousals.append(arousal)
+        if channel is Channel.CUSTOMER:  # judged on the turn so far, not this final alone
             update = self.frustration.turn(
-                event.utterance, event.end, event.text, sentiment, arousal, confidence
-            )
+                event.utterance, event.end, event.text, turn.sentiment, turn.arousal,
+                turn.confidence, settled, continues,
+            )  # fmt: skip
             await self._frustration(update, event)
+
+    async def _end_turn(self, channel: Channel) -> None:
+        """The floor has passed (or the call ended): the turn's sentiment on its whole text."""
+        turn, self._turns[channel] = self._turns[channel], None
+        if turn is None or turn.sentiment is None:
+            return
+        s = turn.sentiment.shrunk(transcript_trust(turn.confidence))
+        await self._emit(
+            TurnSentimentEvent(
+                call_id=self.call_id, channel=channel, start=turn.start, end=turn.end,
+                utterances=tuple(turn.utterances), label=s.label,
+                probs=(s.negative, s.neutral, s.positive), score=s.score,
+            )
+        )  # fmt: skip
 
     async def _sentiment(self, text: str) -> Sentiment | None:
         owner = self._services.sentiment
@@ -274,6 +309,10 @@ class CallMood:
                 **update.fields(),
             )
         )
+
+
+async def _none() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_l
   row make it high; a positive turn dilutes the negativity without cancelling it, so a new
   complaint after a fix shows again quickly.
 - **arousal** `A`: the same weighted mean over the customer's arousal (prosody against their own
-  baseline; turns spent learning the baseline do not count).
+  baseline blended with typical speech, `pipeline.mood.prosody`).
 - **cues** `C`: phrases that signal frustration whatever the tone: an escalation request (0.7),
   cancellation intent (0.7), a repeated contact (0.5); combined as `1 - prod(1 - w_i * decay_i)`.
 - **conversation** `V`: the customer talking over the agent (0.3 each) and dead air the customer
@@ -27,10 +27,26 @@ polite words); weak evidence of several kinds adds up. A clearly positive custom
 (sentiment score at least 0.5, "okay, thank you, i really appreciate that") halves all the
 evidence gathered before it: the matter was resolved.
 
+**Evidence rules** decide how severe an alert the score may raise (`allows`, with the rule in
+words in `evidence`), whatever the score; `words` is the sentiment and cue parts together,
+`1 - (1 - S') (1 - C)`:
+
+- critical: strong words (`words` >= 0.5: a very negative turn, two negative turns, a manager
+  request, a cancellation), or some words (>= 0.2) together with voice (arousal part >= 0.2) or
+  conversation (talk-over or dead air part >= 0.15);
+- coaching at most: words alone that are not strong, conversation alone, voice with
+  conversation but no words, or voice alone: a raised voice is worth a nudge to the agent, never
+  a supervisor's red alert by itself;
+- none: voice alone while the customer is still in their baseline period (mostly judged against
+  typical speech, not yet against their own voice), or no evidence.
+
 Hysteresis: frustration becomes *active* when the score reaches `on` (0.6) and stays active until
 it falls below `off` (0.4), so it does not flicker. The update that makes it active is an
 *onset*. Levels: low (< off), elevated, high (>= on). Every update carries its reasons: each
 kind's contribution with the turns, phrases and signals behind it.
+
+This module is longer than most: the cue patterns, the evidence rules and the scorer that
+applies them are read together.
 """
 
 from __future__ import annotations
@@ -41,7 +57,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.mood.sentiment import Sentiment
+from pipeline.mood.sentiment import Sentiment, transcript_trust
 from pipeline.types import FrustrationReason
 
 SENTIMENT_WEIGHT = 0.85
@@ -86,13 +102,11 @@ CUES: dict[str, tuple[float, re.Pattern[str]]] = {
     ),
 }
 SIGNAL_WEIGHTS = {"talkover": 0.3, "dead_air": 0.15}
-
-
-def transcript_trust(word_confidence: float | None) -> float:
-    """How far a turn's words are believed: 0 at a mean word probability of 0.5, 1 from 0.8."""
-    if word_confidence is None:
-        return 1.0
-    return min(1.0, max(0.0, (word_confidence - 0.5) / 0.3))
+# Evidence rules: what each kind must reach (its weighted part of the score) to count.
+STRONG_WORDS = 0.5  # words (sentiment and cues together) that alone support a critical alert
+SOME_WORDS = 0.2  # words that, with voice or conversation, support a critical alert
+VOICE_EVIDENCE = 0.2
+TALK_EVIDENCE = 0.15
 
 
 def find_cues(text: str) -> list[tuple[str, str]]:
@@ -128,6 +142,8 @@ class FrustrationUpdate:
     components: dict[str, float]
     reasons: tuple[FrustrationReason, ...]
     trigger: str  # what caused this update: turn | talkover | dead_air
+    allows: str = "critical"  # the highest alert the evidence supports: critical|coaching|none
+    evidence: str = ""  # the evidence rule behind `allows`
 
     def fields(self) -> dict[str, Any]:
         """What a `FrustrationEvent` says of it (the event's envelope carries the time)."""
@@ -142,6 +158,7 @@ class _Item:
     detail: str = ""
     phrase: str = ""
     turn: int = 0  # the customer's turn count when it was added
+    settled: bool = True  # arousal: measured after the speaker's baseline period
 
 
 @dataclass
@@ -152,6 +169,29 @@ class _State:
     signals: list[_Item] = field(default_factory=list)
 
 
+def evidence_rule(parts: dict[str, float], voice_settled: bool) -> tuple[str, str]:
+    """The highest alert a frustration score may raise, by the kinds of evidence behind it, and
+    the rule that decided, in words. `parts` are the weighted components of the score."""
+    words = 1 - (1 - parts["sentiment"]) * (1 - parts["cues"])
+    voice = parts["arousal"] >= VOICE_EVIDENCE
+    talk = parts["conversation"] >= TALK_EVIDENCE
+    if words >= STRONG_WORDS:
+        return "critical", "strong words"
+    if words >= SOME_WORDS and (voice or talk):
+        return "critical", "words with " + ("voice" if voice else "conversation")
+    if words >= SOME_WORDS:
+        return "coaching", "words alone, not strong: coaching at most"
+    if voice and talk:
+        return "coaching", "voice and conversation without words: coaching at most"
+    if talk:
+        return "coaching", "conversation alone: coaching at most"
+    if voice and voice_settled:
+        return "coaching", "voice alone: coaching at most"
+    if voice:
+        return "none", "voice alone in the baseline period: no alert"
+    return "none", "no evidence"
+
+
 class FrustrationScorer:
     """The customer's frustration over one call. Feed turns and signals in time order."""
 
@@ -159,6 +199,7 @@ class FrustrationScorer:
         self.config = config or FrustrationConfig()
         self._s = _State()
         self._turns = 0
+        self._resolved_turn = 0
         self.active = False
         self.last: FrustrationUpdate | None = None
 
@@ -170,21 +211,36 @@ class FrustrationScorer:
         sentiment: Sentiment | None,
         arousal: float | None,
         word_confidence: float | None = None,
+        voice_settled: bool = True,
+        continues: bool = False,
     ) -> FrustrationUpdate:
-        """A customer's final turn, ending at `end`, with its sentiment and arousal (None when
-        unknown or while the customer's prosody baseline is being learnt), and the mean
-        probability of its words (None: unknown, trusted fully)."""
+        """A customer's final, ending at `end`, with its sentiment and arousal (None when
+        unknown), the mean probability of its words (None: unknown, trusted fully), and whether
+        the customer's voice baseline had left its baseline period (`voice_settled`).
+
+        A turn may come in several finals: with `continues`, this final extends the customer's
+        current turn, and `sentiment`, `arousal` and `word_confidence` are the *whole turn's* so
+        far, replacing what the turn's earlier finals said (`text` is the new final's, for its
+        cues). So a turn is judged once, on everything it said, not piece by piece."""
         s = self._s
-        self._turns += 1
+        if continues and self._turns:
+            s.sentiment = [i for i in s.sentiment if i.turn != self._turns]
+            s.arousal = [i for i in s.arousal if i.turn != self._turns]
+        else:
+            self._turns += 1
         trust = transcript_trust(word_confidence)
         if sentiment is not None:
-            if sentiment.score >= RESOLVED_SCORE and trust > 0.5:
+            resolved = sentiment.score >= RESOLVED_SCORE and trust > 0.5
+            if resolved and self._resolved_turn != self._turns:
+                self._resolved_turn = self._turns  # once per turn, however many finals
                 for item in (*s.sentiment, *s.arousal, *s.cues, *s.signals):
                     item.value /= 2
             negativity = max(0.0, -sentiment.score) * trust
             s.sentiment.append(_Item(end, negativity, utterance, turn=self._turns))
         if arousal is not None:
-            s.arousal.append(_Item(end, arousal, utterance, turn=self._turns))
+            s.arousal.append(
+                _Item(end, arousal, utterance, turn=self._turns, settled=voice_settled)
+            )
         for kind, phrase in find_cues(text):
             s.cues.append(_Item(end, CUES[kind][0] * trust, utterance, kind, phrase))
         return self._update(end, "turn")
@@ -236,6 +292,7 @@ class FrustrationScorer:
         elif score < cfg.off:
             self.active = False
         level = "high" if score >= cfg.on else "elevated" if score >= cfg.off else "low"
+        allows, evidence = evidence_rule(parts, self._voice_settled(now))
         update = FrustrationUpdate(
             at=now,
             score=score,
@@ -245,9 +302,19 @@ class FrustrationScorer:
             components={k: round(v, 3) for k, v in parts.items()},
             reasons=self._reasons(parts, now),
             trigger=trigger,
+            allows=allows,
+            evidence=evidence,
         )
         self.last = update
         return update
+
+    def _voice_settled(self, now: float) -> bool:
+        """Whether the arousal that counts now comes mostly from after the baseline period."""
+        weights = [
+            (self._decay(i, now) * 0.5 ** (self._turns - i.turn), i) for i in self._s.arousal
+        ]
+        settled = sum(w * i.value for w, i in weights if i.settled)
+        return settled >= 0.5 * sum(w * i.value for w, i in weights) > 0
 
     def _reasons(self, parts: dict[str, float], now: float) -> tuple[FrustrationReason, ...]:
         s = self._s
@@ -264,7 +331,7 @@ class FrustrationScorer:
             ("sentiment", SENTIMENT_WEIGHT, s.sentiment, 0.2,
              "negative customer turns (recent negativity {:.2f})"),
             ("arousal", AROUSAL_WEIGHT, s.arousal, 0.33,
-             "voice raised against the customer's own baseline (arousal {:.2f})"),
+             "voice raised against the customer's baseline (arousal {:.2f})"),
         )  # fmt: skip
         for kind, weight, items, least, detail in graded:
             if parts[kind] > 0.01:

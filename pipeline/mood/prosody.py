@@ -6,23 +6,39 @@
 - loudness: mean RMS level of those frames, in dBFS;
 - speaking rate: words per second between the first word's start and the last word's end.
 
-`ArousalTracker` keeps one speaker's baseline: the mean of their first utterances, until they
-hold `baseline_voiced_s` of voiced audio (usually the first turn). Each later utterance is
-compared with it:
+`ArousalTracker` judges each utterance of one speaker against a *reference*: the median of the
+speaker's own eligible turns (at least 1 s of voice, not reading out digits or an account
+number) over their first `baseline_voiced_s` (25 s) of such speech, shrunk toward a population
+prior of typical calm telephone speech for their voice type (low or high, split at 160 Hz) as if
+the prior were `prior_weight_s` (10 s) of their voice. After the window, calm turns (arousal
+under 0.2) still join, the oldest leaving, so the baseline follows a speaker slowly; while it
+fills, only turns that are not tense join once the speaker is past the baseline period.
 
-    z = 0.35 d_pitch / 2 st + 0.35 d_loudness / 3 dB + 0.20 d_rate / 15 % + 0.10 d_range / 3 st
+    z = 0.35 d_pitch/T_pitch + 0.35 d_loud/T_loud + 0.20 d_rate/T_rate + 0.10 d_range/T_range
     arousal = clip(z / 2, 0, 1)        label: calm < 0.33 <= tense < 0.66 <= agitated
 
-so a turn two semitones higher, 3 dB louder and 15 % faster than that speaker's own start scores
-about 0.45 (tense). Quieter, lower or slower than the baseline counts as calm: the tracker looks
-for raised arousal only. Confidence grows with voiced audio (full at 1.5 s) and with the distance
-from the nearest label boundary. Absolute values never decide: a deep calm voice and a high calm
-voice both start at zero.
+The tolerances `T` blend the speaker's own (2 st, 3 dB, 15 %, 3 st) with the prior's, wider
+(3 st, 8 dB, 25 %, 3 st: line levels differ between calls far more than within one), by the
+share of each in the reference. Against a full own baseline, a turn two semitones higher, 3 dB
+louder and 15 % faster scores about 0.45 (tense). Quieter, lower or slower counts as calm: the
+tracker looks for raised arousal only.
+
+So a customer who opens by reading digits is not judged against the digits, and a customer who
+is agitated from their first word is compared with typical speech too: the prior keeps about a
+third of the reference, and their agitated turns after the baseline period (the first
+`settled_voiced_s`, 6 s, of eligible voice) never join it. The cost: a speaker whose calm voice
+is far louder, higher and faster than typical can stay "tense" all call; the frustration
+score's evidence rules let voice alone raise no more than a coaching alert.
+
+Every emotion carries `baseline` (still in the baseline period) and `baseline_quality` (the
+share of the 25 s window the speaker's own voice fills, 0..1). Confidence grows with voiced
+audio (full at 1.5 s), with the distance from the nearest label boundary, and with the quality.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,17 +115,27 @@ def semitones(hz: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ProsodyConfig:
-    baseline_voiced_s: float = 2.5
-    min_voiced_s: float = 0.5  # an utterance with less voiced audio neither sets nor is judged
+    baseline_voiced_s: float = 25.0  # eligible voiced speech the speaker's own baseline is built on
+    settled_voiced_s: float = 6.0  # before this much, the speaker is still in the baseline period
+    prior_weight_s: float = 10.0  # the population prior counts as this much voiced speech
+    min_turn_voiced_s: float = 1.0  # a shorter turn does not shape the baseline
+    min_voiced_s: float = 0.5  # an utterance with less voiced audio is not judged
+    calm_update: float = 0.2  # after the window, turns calmer than this still join the baseline
+    keep_turns: int = 32  # the baseline is the median of at most this many turns
+
+    def __post_init__(self) -> None:
+        if not 0 < self.settled_voiced_s <= self.baseline_voiced_s:
+            raise ValueError("prosody needs 0 < settled_voiced_s <= baseline_voiced_s")
 
 
 @dataclass(frozen=True, slots=True)
 class Emotion:
     label: str  # calm | tense | agitated
-    arousal: float  # 0 (at or below the speaker's baseline) .. 1
+    arousal: float  # 0 (at or below the reference) .. 1
     confidence: float
-    baseline: bool  # True while the speaker's baseline is still being learnt
-    pitch_st: float | None = None  # differences from the baseline
+    baseline: bool  # True during the baseline period (too little of the speaker's own voice yet)
+    baseline_quality: float = 0.0  # 0 (population prior only) .. 1 (a full own baseline)
+    pitch_st: float | None = None  # differences from the reference
     loudness_db: float | None = None
     rate_pct: float | None = None
     range_st: float | None = None
@@ -130,46 +156,107 @@ def label_of(arousal: float) -> str:
     return "tense" if arousal < LABEL_EDGES[1] else "agitated"
 
 
+# Typical calm conversational speech on a telephone line, per voice type: the prior every speaker
+# is compared with until their own voice is known, and blended into their baseline after.
+PRIORS = {
+    "low": {"pitch": semitones(115.0), "range": 5.0, "loudness": -26.0, "rate": 2.6},
+    "high": {"pitch": semitones(205.0), "range": 5.5, "loudness": -26.0, "rate": 2.6},
+}
+# How far from the prior a calm speaker may be, per feature (against their own voice: WEIGHTS):
+# line levels differ between calls far more than one caller's level between turns.
+PRIOR_TOLERANCE = {"pitch": 3.0, "loudness": 8.0, "rate": 0.25, "range": 3.0}
+VOICE_SPLIT_HZ = 160.0
+_NUMBER_WORDS = (
+    "zero oh o one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+    "ninety hundred thousand double triple dash hash star point"
+)
+_NUMBERS = frozenset(_NUMBER_WORDS.split())
+
+
+def reads_numbers(text: str) -> bool:
+    """Digit or number reading (an account number, a postcode): at least 40 % of its words."""
+    words = ["".join(c for c in w if c.isalnum()) for w in text.lower().split()]
+    words = [w for w in words if w]
+    numeric = sum(w.isdigit() or w in _NUMBERS or (len(w) == 1 and w.isalpha()) for w in words)
+    return bool(words) and numeric / len(words) >= 0.4
+
+
 class ArousalTracker:
-    """One speaker's prosody over a call. `update` per utterance, in order."""
+    """One speaker's prosody over a call. `update` per utterance, in order, with its words."""
 
     def __init__(self, config: ProsodyConfig | None = None) -> None:
         self.config = config or ProsodyConfig()
-        self._seen: list[ProsodyFeatures] = []
-        self.base: dict[str, float] | None = None
+        self._kept: deque[ProsodyFeatures] = deque(maxlen=self.config.keep_turns)
+        self._pitches: list[float] = []
 
-    def update(self, f: ProsodyFeatures) -> Emotion:
-        usable = f.voiced_s >= self.config.min_voiced_s and f.loudness_db is not None
-        if self.base is None:
-            if usable:
-                self._seen.append(f)
-                if sum(t.voiced_s for t in self._seen) >= self.config.baseline_voiced_s:
-                    self.base = _baseline(self._seen)
-            return Emotion("calm", 0.0, 0.0, baseline=True)
-        if not usable:
-            return Emotion("calm", 0.0, 0.0, baseline=False)
-        base = self.base
+    @property
+    def own_s(self) -> float:
+        """Eligible voiced seconds behind the speaker's own baseline (at most the window)."""
+        return min(self.config.baseline_voiced_s, sum(t.voiced_s for t in self._kept))
+
+    @property
+    def quality(self) -> float:
+        return round(self.own_s / self.config.baseline_voiced_s, 2)
+
+    @property
+    def own_share(self) -> float:
+        """How much the speaker's own turns weigh in the reference (the prior weighs the rest)."""
+        return self.own_s / (self.own_s + self.config.prior_weight_s)
+
+    def reference(self) -> dict[str, float]:
+        """What a turn is compared with: the median of the speaker's kept turns, shrunk toward the
+        population prior of their voice type by `prior_weight_s` of voiced speech."""
+        voice = "low" if self._pitches and np.median(self._pitches) < VOICE_SPLIT_HZ else "high"
+        prior = PRIORS[voice] if self._pitches else {k: v for k, v in PRIORS["low"].items()
+                                                     if k != "pitch"}  # fmt: skip
+        own = _median(self._kept)
+        n, k = self.own_s, self.config.prior_weight_s
+        return {
+            name: (n * own[name] + k * value) / (n + k) if name in own else value
+            for name, value in prior.items()
+        }
+
+    def update(self, f: ProsodyFeatures, text: str = "") -> Emotion:
+        cfg = self.config
+        in_period = self.own_s < cfg.settled_voiced_s
+        if f.voiced_s < cfg.min_voiced_s or f.loudness_db is None:
+            return Emotion("calm", 0.0, 0.0, in_period, self.quality)
+        if f.pitch_hz is not None:
+            self._pitches.append(f.pitch_hz)
+        emotion = self._judge(f, self.reference(), in_period)
+        eligible = f.voiced_s >= cfg.min_turn_voiced_s and not reads_numbers(text)
+        filling = sum(t.voiced_s for t in self._kept) < cfg.baseline_voiced_s
+        bar = 1.0 if in_period else LABEL_EDGES[0] if filling else cfg.calm_update
+        if eligible and emotion.arousal < bar:
+            self._kept.append(f)
+        return emotion
+
+    def _judge(self, f: ProsodyFeatures, base: dict[str, float], in_period: bool) -> Emotion:
         deltas: dict[str, float] = {}
         if f.pitch_hz is not None and "pitch" in base:
             deltas["pitch"] = semitones(f.pitch_hz) - base["pitch"]
-        if f.pitch_range_st is not None and "range" in base:
+        if f.pitch_range_st is not None:
             deltas["range"] = f.pitch_range_st - base["range"]
         if f.loudness_db is not None:
             deltas["loudness"] = f.loudness_db - base["loudness"]
-        if f.rate_wps is not None and "rate" in base:
+        if f.rate_wps is not None:
             deltas["rate"] = f.rate_wps / base["rate"] - 1
         weight = sum(WEIGHTS[k][0] for k in deltas)
-        z = sum(WEIGHTS[k][0] * d / WEIGHTS[k][1] for k, d in deltas.items()) / weight
+        own = self.own_share  # typical speech varies more than one speaker's: wider tolerances
+        tolerance = {k: own * WEIGHTS[k][1] + (1 - own) * PRIOR_TOLERANCE[k] for k in deltas}
+        z = sum(WEIGHTS[k][0] * d / tolerance[k] for k, d in deltas.items()) / weight
         arousal = min(1.0, max(0.0, z / 2))
-        label = label_of(arousal)
         margin = min(abs(arousal - edge) for edge in LABEL_EDGES)
         confidence = min(1.0, f.voiced_s / 1.5) * (0.5 + 0.5 * min(1.0, margin / 0.17))
         confidence *= weight  # features missing (no pitch, no timing) lower the confidence
+        confidence *= 0.5 + 0.5 * self.quality  # against the prior alone, half as sure
         return Emotion(
-            label=label,
+            label=label_of(arousal),
             arousal=round(arousal, 3),
             confidence=round(confidence, 2),
-            baseline=False,
+            baseline=in_period,
+            baseline_quality=self.quality,
             pitch_st=_r(deltas.get("pitch")),
             loudness_db=_r(deltas.get("loudness")),
             rate_pct=_r(100 * deltas["rate"]) if "rate" in deltas else None,
@@ -181,18 +268,12 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
-def _baseline(turns: Sequence[ProsodyFeatures]) -> dict[str, float]:
-    base: dict[str, float] = {}
-    pitches = [semitones(t.pitch_hz) for t in turns if t.pitch_hz is not None]
-    ranges = [t.pitch_range_st for t in turns if t.pitch_range_st is not None]
-    louds = [t.loudness_db for t in turns if t.loudness_db is not None]
-    rates = [t.rate_wps for t in turns if t.rate_wps]
-    if pitches:
-        base["pitch"] = float(np.mean(pitches))
-    if ranges:
-        base["range"] = float(np.mean(ranges))
-    if louds:
-        base["loudness"] = float(np.mean(louds))
-    if rates:
-        base["rate"] = float(np.mean(rates))
-    return base
+def _median(turns: Sequence[ProsodyFeatures]) -> dict[str, float]:
+    """Each feature's median over the turns that have it (robust to one odd turn)."""
+    columns = {
+        "pitch": [semitones(t.pitch_hz) for t in turns if t.pitch_hz is not None],
+        "range": [t.pitch_range_st for t in turns if t.pitch_range_st is not None],
+        "loudness": [t.loudness_db for t in turns if t.loudness_db is not None],
+        "rate": [t.rate_wps for t in turns if t.rate_wps],
+    }
+    return {name: float(np.median(v)) for name, v in columns.items() if v}

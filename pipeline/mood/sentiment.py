@@ -59,11 +59,27 @@ class Sentiment:
         """In [-1, 1]: P(positive) - P(negative)."""
         return self.positive - self.negative
 
+    def shrunk(self, trust: float) -> Sentiment:
+        """Pulled toward neutral as far as the transcript is not trusted (`transcript_trust`):
+        a garbled turn's words may be anything, so its sentiment is never a confident +-1."""
+        if trust >= 1.0:
+            return self
+        t = max(0.0, trust)
+        neg, pos = t * self.negative, t * self.positive
+        return Sentiment.from_probs((neg, 1.0 - neg - pos, pos))
+
     @classmethod
     def from_probs(cls, probs: Sequence[float]) -> Sentiment:
         neg, neu, pos = (float(p) for p in probs)
         label = LABELS[max(range(3), key=lambda i: (neg, neu, pos)[i])]
         return cls(label, neg, neu, pos)
+
+
+def transcript_trust(word_confidence: float | None) -> float:
+    """How far a turn's words are believed: 0 at a mean word probability of 0.5, 1 from 0.8."""
+    if word_confidence is None:
+        return 1.0
+    return min(1.0, max(0.0, (word_confidence - 0.5) / 0.3))
 
 
 _STARS = re.compile(r"^([1-5])\s*stars?$")
