@@ -59,7 +59,7 @@ screenshots: $(VENV)/.installed-dev
 # Quality evaluations print figures: sentiment accuracy (held-out utterances, Rotten Tomatoes,
 # beside VADER) and frustration detection on the scripted calls (synthetic speech).
 eval: $(VENV)/.installed-dev
-	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
+	@command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng flite sox)
 	$(BIN)/python -m eval.sentiment
 	$(BIN)/python -m eval.frustration --out frustration-dev.json
 	$(BIN)/python -m eval.frustration --calls 'eval/calls_holdout/*.tsv' --out frustration-holdout.json

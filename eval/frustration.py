@@ -1,22 +1,23 @@
-"""Frustration detection on scripted two-voice calls, through the whole pipeline.
+"""Frustration detection and its alerts on scripted two-voice calls, through the whole pipeline.
 
-    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv']
+    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv'] [--engine espeak|flite|both]
 
-Each script in `eval/calls/` is rendered with espeak-ng and sox (`eval/render.py`) and streamed
+Each script is rendered with a speech synthesizer and sox (`eval/render.py`) and streamed
 through a real service (gateway, whisper base, sentiment model, prosody, embedded Redis) over the
 native protocol. The script labels every customer turn frustrated or not; a run of frustrated
-customer turns is an *episode*. Judged on the events the client receives:
+customer turns is an *episode*, and its window runs from its first turn's start to 5 s after its
+last turn's end. Judged on the events the client receives:
 
-- precision: the share of frustration onsets (`onset: true`) that fall inside an episode, from its
-  first turn's start to 5 s after its last turn's end;
-- recall: the share of episodes during which frustration is active at some point (an onset in the
-  episode, or frustration still active from before it);
-- delay: from the end of the episode's first turn to frustration being active, on the audio clock
-  (0 when already active) and on the wall clock as the client sees the event;
-- calm calls: calls without an episode that raised frustration anyway.
+- critical alerts (any rule): precision, the share inside an episode's window; recall, the share
+  of episodes with a critical alert in their window (or, for a later episode, frustration active
+  throughout from a critical alert still cooling down); delay, from the *start* of the episode's
+  first frustrated turn to the alert, on the audio clock; early, critical alerts before a call's
+  first frustrated turn starts; calm calls with a critical alert;
+- frustration onsets (`onset: true`): the same precision and recall, and the delay from the end
+  of the episode's first turn to frustration being active, on the audio and wall clocks.
 
-THE CALLS ARE SYNTHETIC (espeak-ng voices, prosody varied by pitch, rate and volume): these
-figures prove the plumbing and the fusion logic, not accuracy on real callers.
+THE CALLS ARE SYNTHETIC (espeak-ng and flite voices, prosody varied by pitch, rate and volume):
+these figures prove the plumbing and the fusion logic, not accuracy on real callers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import glob
 import json
+import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -34,7 +36,8 @@ from typing import Any
 from agent_assist.app import Service
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
-from eval.render import Turn, render
+from eval.render import ENGINES, Turn, render
+from gateway.calls import IngestKey
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
@@ -47,6 +50,7 @@ class Episode:
     last: Turn
     detected_at: float | None = None  # audio clock
     wall_delay: float | None = None
+    alerted_at: float | None = None  # the first critical alert in its window, audio clock
 
     def contains(self, t: float) -> bool:
         return self.first.start <= t <= self.last.end + GRACE_S
@@ -59,6 +63,15 @@ class CallResult:
     episodes: list[Episode]
     onsets: list[tuple[float, bool]] = field(default_factory=list)  # (audio time, inside)
     scores: list[tuple[float, float]] = field(default_factory=list)  # (audio time, score)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # at, severity, rule, inside
+
+    def critical(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a["severity"] == "critical"]
+
+    def early(self) -> list[dict[str, Any]]:
+        """Critical alerts before the call's first frustrated turn starts (all, in a calm call)."""
+        first = self.episodes[0].first.start if self.episodes else float("inf")
+        return [a for a in self.critical() if a["at"] < first]
 
 
 def episodes_of(turns: list[Turn]) -> list[Episode]:
@@ -78,21 +91,42 @@ def episodes_of(turns: list[Turn]) -> list[Episode]:
     return out
 
 
+COOLDOWN_S = 120.0  # the longest cooldown of the default critical rules
+
+
 async def run(
-    paths: list[Path], speed: float, work: Path, on: float, off: float
+    paths: list[Path], speed: float, work: Path, on: float, off: float, engines: list[str]
 ) -> list[CallResult]:
-    settings = Settings(port=0, log_level="WARNING", frustration_on=on, frustration_off=off)
+    key = IngestKey("eval", secrets.token_urlsafe(32)).text()
+    settings = Settings(port=0, log_level="WARNING", frustration_on=on, frustration_off=off,
+                        ingest_keys=key)  # fmt: skip
     results = []
     async with Service(settings) as service:
-        for path in paths:
-            wav = work / f"{path.stem}.wav"
-            turns = render(path, wav)
+        for path, engine in [(p, e) for e in engines for p in paths]:
+            name = f"{path.stem}.{engine}"
+            wav = work / f"{name}.wav"
+            turns = render(path, wav, engine=engine)
             description = path.read_text().splitlines()[0].lstrip("# ")
-            result = CallResult(path.stem, description, episodes_of(turns))
-            replayed = await replay(wav, service.url, speed, call_id=f"eval-{path.stem}")
+            result = CallResult(name, description, episodes_of(turns))
+            replayed = await replay(
+                wav, service.url, speed, call_id=f"eval-{name.replace('.', '-')}",
+                key=service.ingest_key,
+            )  # fmt: skip
             active = False
             for got in replayed.received:
                 e = got.event
+                if e.get("type") == "alert":
+                    t = float(e["end"])
+                    inside = any(ep.contains(t) for ep in result.episodes)
+                    alert = {"at": t, "severity": e["severity"], "rule": e["rule"],
+                             "inside": inside}  # fmt: skip
+                    result.alerts.append(alert)
+                    for ep in result.episodes:
+                        if ep.alerted_at is None and e["severity"] == "critical":
+                            if ep.contains(t):
+                                ep.alerted_at = t
+                            elif active and 0 <= ep.first.start - t <= COOLDOWN_S:
+                                ep.alerted_at = ep.first.start  # still frustrated, cooling
                 if e.get("type") != "frustration":
                     continue
                 t = float(e["end"])
@@ -107,12 +141,16 @@ async def run(
                         ep.wall_delay = max(0.0, got.at - replayed.sent_at(ep.first.end))
                 active = bool(e["active"])
             results.append(result)
+            for ep in result.episodes:  # an alert cooling down counts only if it stayed active
+                if ep.alerted_at == ep.first.start and ep.detected_at is None:
+                    ep.alerted_at = None
             mark = " ".join(
-                "hit" if ep.detected_at is not None else "MISS" for ep in result.episodes
+                "hit" if ep.alerted_at is not None else "MISS" for ep in result.episodes
             )
+            crit = result.critical()
             print(
-                f"  {path.stem:32} episodes {len(result.episodes)}  onsets "
-                f"{len(result.onsets)} ({sum(i for _, i in result.onsets)} inside)  {mark}",
+                f"  {name:38} episodes {len(result.episodes)}  critical alerts {len(crit)} "
+                f"({sum(a['inside'] for a in crit)} inside, {len(result.early())} early)  {mark}",
                 flush=True,
             )
     return results
@@ -125,7 +163,20 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
     delays = [ep.detected_at - ep.first.end for ep in hits if ep.detected_at is not None]
     walls = [ep.wall_delay for ep in hits if ep.wall_delay is not None]
     calm = [r for r in results if not r.episodes]
+    critical = [a for r in results for a in r.critical()]
+    alerted = [ep for ep in episodes if ep.alerted_at is not None]
+    alert_delays = [ep.alerted_at - ep.first.start for ep in alerted if ep.alerted_at is not None]
     return {
+        "critical_alerts": len(critical),
+        "critical_precision": (
+            sum(a["inside"] for a in critical) / len(critical) if critical else float("nan")
+        ),
+        "critical_recall": len(alerted) / len(episodes) if episodes else float("nan"),
+        "critical_delay_median_s": statistics.median(alert_delays) if alert_delays else None,
+        "critical_delay_max_s": max(alert_delays) if alert_delays else None,
+        "critical_early": sum(len(r.early()) for r in results),
+        "calm_calls_with_critical": sum(bool(r.critical()) for r in calm),
+        "coaching_alerts": sum(a["severity"] == "coaching" for r in results for a in r.alerts),
         "calls": len(results),
         "episodes": len(episodes),
         "onsets": len(onsets),
@@ -147,10 +198,12 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
                         "last_turn_end": ep.last.end,
                         "detected_at": ep.detected_at,
                         "wall_delay_s": ep.wall_delay,
+                        "alerted_at": ep.alerted_at,
                     }
                     for ep in r.episodes
                 ],
                 "onsets": [{"at": t, "inside_episode": inside} for t, inside in r.onsets],
+                "alerts": r.alerts,
                 "scores": r.scores,
             }
             for r in results
@@ -167,16 +220,31 @@ def main() -> None:
     parser.add_argument("--on", type=float, default=0.6, help="frustration_on setting")
     parser.add_argument("--off", type=float, default=0.4, help="frustration_off setting")
     parser.add_argument("--out", default="frustration.json", help="report name in eval/results")
+    parser.add_argument("--engine", choices=[*ENGINES, "both"], default="both",
+                        help="speech synthesizer the calls are rendered with")  # fmt: skip
     args = parser.parse_args()
+    engines = list(ENGINES) if args.engine == "both" else [args.engine]
     paths = sorted(Path(p) for p in glob.glob(args.calls))
     work = RESULTS / "calls"
     work.mkdir(parents=True, exist_ok=True)
     print(
-        f"Frustration on {len(paths)} scripted calls (SYNTHETIC speech), replayed at {args.speed}x"
+        f"Frustration on {len(paths)} scripted calls x {len(engines)} synthesizers (SYNTHETIC "
+        f"speech), replayed at {args.speed}x"
     )
     t0 = time.monotonic()
-    results = asyncio.run(run(paths, args.speed, work, args.on, args.off))
+    results = asyncio.run(run(paths, args.speed, work, args.on, args.off, engines))
     s = summarise(results)
+    print(
+        f"critical alerts: precision {s['critical_precision']:.2f} ({s['critical_alerts']})   "
+        f"recall {s['critical_recall']:.2f} ({s['episodes']} episodes)   early "
+        f"{s['critical_early']}   calm calls with one: {s['calm_calls_with_critical']} of "
+        f"{s['calm_calls']}"
+    )
+    if s["critical_delay_median_s"] is not None:
+        print(
+            f"  delay from the start of an episode's first turn: median "
+            f"{s['critical_delay_median_s']:.1f} s, worst {s['critical_delay_max_s']:.1f} s"
+        )
     print(
         f"precision {s['precision']:.2f} ({s['onsets']} onsets)   recall {s['recall']:.2f} "
         f"({s['episodes']} episodes)   calm calls raising frustration: "

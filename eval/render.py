@@ -1,12 +1,18 @@
-"""Render a scripted two-voice call into a stereo 8 kHz mu-law WAV with espeak-ng and sox.
+"""Render a scripted two-voice call into a stereo 8 kHz mu-law WAV with a speech synthesizer.
 
 Script lines: `speaker<TAB>tone<TAB>frustrated<TAB>text` (the eval calls) or
 `speaker<TAB>tone<TAB>text` (the sample call); `#` lines are comments. The customer goes on the
 left channel, the agent on the right, turns one after another with `gap` seconds between them.
-`annoyed` turns are rendered higher (+25 espeak pitch), faster (+15 words a minute) and louder
-(+7 dB) than that voice's calm turns. Each call gets its own pair of voices, chosen from its
-file name, so that the set is not one voice throughout. Synthetic speech: it proves plumbing and
-prosody handling, not accuracy on real callers.
+Tones: `calm`; `annoyed`, rendered higher (+4 semitones), faster (+15 %) and louder (+7 dB)
+than that voice's calm turns; `flat`, how people read out digits and account numbers: lower,
+slower, quieter and monotone. A tone ending in `+over` starts the turn 1.2 s before the other
+party's turn ends: talking over them.
+
+Two synthesizers (`engine`): espeak-ng (formant synthesis) and flite (CMU diphone and
+clustergen voices), both Debian packages. Each call gets its own pair of voices, and each voice
+its own pitch and speed offsets, chosen from the call's file name, so that a set is not one
+voice throughout. Synthetic speech: it proves plumbing and prosody handling, not accuracy on
+real callers.
 """
 
 from __future__ import annotations
@@ -24,18 +30,34 @@ import numpy as np
 from pipeline.speech.audio import encode_mulaw
 
 RATE = 8000
+OVERLAP_S = 1.2
+ENGINES = ("espeak", "flite")
+TONES = ("calm", "annoyed", "flat")
+# espeak-ng voices with their base pitch (espeak's 0-99 scale)
 CUSTOMER_VOICES = [("en-us+m1", 45), ("en-us+f3", 55), ("en-us+m3", 40), ("en-gb+f1", 50)]
 AGENT_VOICES = [("en-us+f2", 50), ("en-us+m2", 48), ("en-gb+f4", 52)]
+# flite voices (pitch offsets apply as a shift in cents)
+FLITE_CUSTOMER = ["slt", "kal16", "awb", "rms"]
+FLITE_AGENT = ["rms", "slt", "awb"]
 
 
 @dataclass(frozen=True)
 class Turn:
     speaker: str  # customer | agent
-    tone: str  # calm | annoyed
+    tone: str  # calm | annoyed | flat
     frustrated: bool | None  # customer turns of eval calls; None for agent turns / sample call
     text: str
     start: float = 0.0
     end: float = 0.0
+    over: bool = False  # starts before the other party's turn ends
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str
+    name: str
+    pitch: int  # espeak: its pitch (0-99); flite: a shift in cents
+    speed: float  # 1.0 = the engine's own rate
 
 
 def read_script(path: Path) -> list[Turn]:
@@ -51,51 +73,98 @@ def read_script(path: Path) -> list[Turn]:
             (speaker, tone, text), frustrated = cols, None
         else:
             raise ValueError(f"{path}:{n}: expected 3 or 4 tab-separated fields")
-        if speaker not in ("customer", "agent") or tone not in ("calm", "annoyed"):
+        tone, over = tone.removesuffix("+over"), tone.endswith("+over")
+        if speaker not in ("customer", "agent") or tone not in TONES:
             raise ValueError(f"{path}:{n}: unknown speaker or tone")
-        turns.append(Turn(speaker, tone, frustrated, text))
+        turns.append(Turn(speaker, tone, frustrated, text, over=over))
     return turns
 
 
 def speak(text: str, voice: str, pitch: int, annoyed: bool, out: Path) -> np.ndarray:
-    """One utterance as 8 kHz 16-bit mono samples (`out` is a scratch WAV path)."""
-    speed, amp, level = (150, 170, -2) if annoyed else (135, 100, -9)
+    """One espeak-ng utterance as 8 kHz 16-bit mono samples (`out` is a scratch WAV path)."""
+    tone = "annoyed" if annoyed else "calm"
+    return speak_as(text, Voice("espeak", voice, pitch, 1.0), tone, out)
+
+
+def speak_as(text: str, voice: Voice, tone: str, out: Path) -> np.ndarray:
+    """One utterance in `voice` and `tone` as 8 kHz 16-bit mono samples."""
     raw = out.with_suffix(".raw.wav")
+    shift = 0  # cents, applied by sox
+    if voice.engine == "espeak":
+        speed, amp, level, pitch, gap = {
+            "calm": (135, 100, -9, voice.pitch, 4),
+            "annoyed": (150, 170, -2, voice.pitch + 25, 3),
+            "flat": (115, 70, -14, voice.pitch - 12, 6),
+        }[tone]
+        subprocess.run(
+            ["espeak-ng", "-v", voice.name, "-s", str(round(speed * voice.speed)),
+             "-p", str(max(0, min(99, pitch))), "-a", str(amp), "-g", str(gap), "-w", str(raw),
+             text],
+            check=True,
+        )  # fmt: skip
+    else:
+        stretch, level, shift, spread = {
+            "calm": (1.0, -9, 0, 1.0),
+            "annoyed": (0.85, -2, 400, 1.6),
+            "flat": (1.2, -14, -150, 0.3),
+        }[tone]
+        subprocess.run(
+            ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch / voice.speed}",
+             "--setf", f"int_f0_target_stddev={round(20 * spread)}", "-t", text, "-o", str(raw)],
+            check=True,
+        )  # fmt: skip
+        shift += voice.pitch
+    effects = ["pitch", str(shift)] if shift else []
     subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch + 25 * annoyed),
-         "-a", str(amp), "-g", "3" if annoyed else "4", "-w", str(raw), text],
-        check=True,
-    )  # fmt: skip
-    subprocess.run(
-        ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), "gain", "-n",
-         str(level)],
+        ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), *effects,
+         "gain", "-n", str(level)],
         check=True,
     )  # fmt: skip
     with wave.open(str(out)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
-def render(script: Path, out: Path, gap: float = 0.6, lead: float = 1.0) -> list[Turn]:
-    """Write `out` (stereo mu-law WAV); return the turns with their start and end seconds."""
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is needed (Debian packages espeak-ng and sox)")
-    pick = int(hashlib.sha256(script.stem.encode()).hexdigest(), 16)
-    voices = {
-        "customer": CUSTOMER_VOICES[pick % len(CUSTOMER_VOICES)],
-        "agent": AGENT_VOICES[(pick // 7) % len(AGENT_VOICES)],
+def voices_for(stem: str, engine: str) -> dict[str, Voice]:
+    """The call's two voices, each with its own pitch and speed, chosen from its name."""
+    pick = int(hashlib.sha256(f"{stem}:{engine}".encode()).hexdigest(), 16)
+    speed = [0.92, 1.0, 1.08, 0.96, 1.04]
+    if engine == "espeak":
+        (c, cp), (a, ap) = (CUSTOMER_VOICES[pick % len(CUSTOMER_VOICES)],
+                            AGENT_VOICES[(pick // 7) % len(AGENT_VOICES)])  # fmt: skip
+        offsets = [-6, 0, 6, -3, 3]
+    else:
+        c, a, cp, ap = FLITE_CUSTOMER[pick % 4], FLITE_AGENT[(pick // 7) % 3], 0, 0
+        if a == c:
+            a = FLITE_AGENT[((pick // 7) + 1) % 3]
+        offsets = [-150, 0, 150, -75, 75]
+    return {
+        "customer": Voice(engine, c, cp + offsets[(pick // 11) % 5], speed[(pick // 13) % 5]),
+        "agent": Voice(engine, a, ap + offsets[(pick // 17) % 5], speed[(pick // 19) % 5]),
     }
+
+
+def render(
+    script: Path, out: Path, gap: float = 0.6, lead: float = 1.0, engine: str = "espeak"
+) -> list[Turn]:
+    """Write `out` (stereo mu-law WAV); return the turns with their start and end seconds."""
+    tools = ("espeak-ng" if engine == "espeak" else "flite", "sox")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is needed (Debian packages espeak-ng, flite and sox)")
+    voices = voices_for(script.stem, engine)
     placed: list[Turn] = []
     tracks: dict[str, list[tuple[int, np.ndarray]]] = {"customer": [], "agent": []}
     t = lead
     with tempfile.TemporaryDirectory() as tmp:
         for i, turn in enumerate(read_script(script)):
-            voice, pitch = voices[turn.speaker]
-            pcm = speak(turn.text, voice, pitch, turn.tone == "annoyed", Path(tmp) / f"{i}.wav")
+            pcm = speak_as(turn.text, voices[turn.speaker], turn.tone, Path(tmp) / f"{i}.wav")
+            if turn.over and placed:
+                t = max(placed[-1].start + 0.5, t - gap - OVERLAP_S)
             tracks[turn.speaker].append((round(t * RATE), pcm))
             end = t + len(pcm) / RATE
-            placed.append(Turn(turn.speaker, turn.tone, turn.frustrated, turn.text, t, end))
-            t = end + gap
+            placed.append(Turn(turn.speaker, turn.tone, turn.frustrated, turn.text, t, end,
+                               turn.over))  # fmt: skip
+            t = max(end, max(p.end for p in placed)) + gap
     total = round((t + lead) * RATE)
     stereo = np.zeros((total, 2), dtype=np.int16)
     for ch, speaker in enumerate(("customer", "agent")):
