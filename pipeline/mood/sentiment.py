@@ -10,12 +10,18 @@ call-center utterances (and IMDb reviews) by `scripts/train_sentiment.py`. The a
 this package (`pipeline/mood/weights/sentiment-minilm-call/`, about 1 MB); at load time it is merged
 into the encoder.
 
+Probabilities are calibrated by temperature scaling: the built-in model's temperature was fitted
+on held-out utterances (`scripts/calibrate_sentiment.py`, `calibration.json` beside the adapter,
+which records the expected calibration error before and after); `--sentiment-temperature` sets
+one for any model.
+
 `SentimentModel` is synchronous; `load_owner` wraps it in a `BatchOwner` so that utterances from
 many calls are classified together on one thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
@@ -45,6 +51,7 @@ class SentimentConfig:
     threads: int = 1
     max_length: int = 128
     batch: BatchConfig = field(default_factory=BatchConfig)
+    temperature: float | None = None  # None: the built-in model's fitted one, 1.0 for others
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +151,12 @@ class SentimentModel:
         self.model: Any = model.to(config.device).eval()
         id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self._fold = torch.tensor(label_map(id2label), dtype=torch.float32, device=config.device)
+        self.temperature = config.temperature or (
+            fitted_temperature() if config.model == BUILTIN else 1.0
+        )
 
-    def predict(self, texts: Sequence[str]) -> list[Sentiment]:
-        if not texts:
-            return []
-        torch = self._torch
+    def logits(self, texts: Sequence[str]) -> Any:
+        """The model's raw logits (a tensor, texts x model labels)."""
         batch = self.tokenizer(
             [t.lower() for t in texts],
             padding=True,
@@ -156,9 +164,23 @@ class SentimentModel:
             max_length=self.config.max_length,
             return_tensors="pt",
         ).to(self.config.device)
-        with torch.inference_mode():
-            probs = torch.softmax(self.model(**batch).logits.float(), dim=-1) @ self._fold.T
+        with self._torch.inference_mode():
+            return self.model(**batch).logits.float()
+
+    def predict(self, texts: Sequence[str]) -> list[Sentiment]:
+        if not texts:
+            return []
+        logits = self.logits(texts) / self.temperature
+        probs = self._torch.softmax(logits, dim=-1) @ self._fold.T
         return [Sentiment.from_probs(row) for row in probs.cpu().tolist()]
+
+
+def fitted_temperature() -> float:
+    """The built-in model's temperature (`scripts/calibrate_sentiment.py`), 1.0 if none."""
+    path = ADAPTER_DIR / "calibration.json"
+    if not path.is_file():
+        return 1.0
+    return float(json.loads(path.read_text())["temperature"])
 
 
 def _local_or_hub(name: str) -> str:
