@@ -9,10 +9,13 @@ customer turns is an *episode*, and its window runs from its first turn's start 
 last turn's end. Judged on the events the client receives:
 
 - critical alerts (any rule): precision, the share inside an episode's window; recall, the share
-  of episodes with a critical alert in their window (or, for a later episode, frustration active
-  throughout from a critical alert still cooling down); delay, from the *start* of the episode's
-  first frustrated turn to the alert, on the audio clock; early, critical alerts before a call's
-  first frustrated turn starts; calm calls with a critical alert;
+  of episodes with a critical alert in their window, over the calls whose frustration shows in
+  words (a script saying `# alert: coaching` is frustrated in tone only, which alone raises no
+  more than a coaching alert: its episodes count as caught by a coaching alert instead); a later
+  episode also counts when frustration stays active from a critical alert still cooling down;
+  delay, from the *start* of the episode's first frustrated turn to the alert, on the audio
+  clock; early, critical alerts before a call's first frustrated turn starts; calm calls with a
+  critical alert;
 - frustration onsets (`onset: true`): the same precision and recall, and the delay from the end
   of the episode's first turn to frustration being active, on the audio and wall clocks.
 
@@ -51,6 +54,7 @@ class Episode:
     detected_at: float | None = None  # audio clock
     wall_delay: float | None = None
     alerted_at: float | None = None  # the first critical alert in its window, audio clock
+    coached_at: float | None = None  # the first alert of coaching or higher in its window
 
     def contains(self, t: float) -> bool:
         return self.first.start <= t <= self.last.end + GRACE_S
@@ -64,6 +68,7 @@ class CallResult:
     onsets: list[tuple[float, bool]] = field(default_factory=list)  # (audio time, inside)
     scores: list[tuple[float, float]] = field(default_factory=list)  # (audio time, score)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # at, severity, rule, inside
+    expect: str = "critical"  # "coaching": frustrated in tone only (`# alert: coaching`)
 
     def critical(self) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["severity"] == "critical"]
@@ -72,6 +77,13 @@ class CallResult:
         """Critical alerts before the call's first frustrated turn starts (all, in a calm call)."""
         first = self.episodes[0].first.start if self.episodes else float("inf")
         return [a for a in self.critical() if a["at"] < first]
+
+
+def expected(script: Path) -> str:
+    """The most severe alert the call's episodes should raise: critical unless the script says
+    `# alert: coaching` (frustration in tone only, which alone raises a coaching alert)."""
+    lines = script.read_text().splitlines()
+    return "coaching" if any(x.startswith("# alert: coaching") for x in lines) else "critical"
 
 
 def episodes_of(turns: list[Turn]) -> list[Episode]:
@@ -107,7 +119,7 @@ async def run(
             wav = work / f"{name}.wav"
             turns = render(path, wav, engine=engine)
             description = path.read_text().splitlines()[0].lstrip("# ")
-            result = CallResult(name, description, episodes_of(turns))
+            result = CallResult(name, description, episodes_of(turns), expect=expected(path))
             replayed = await replay(
                 wav, service.url, speed, call_id=f"eval-{name.replace('.', '-')}",
                 key=service.ingest_key,
@@ -122,6 +134,8 @@ async def run(
                              "inside": inside}  # fmt: skip
                     result.alerts.append(alert)
                     for ep in result.episodes:
+                        if ep.coached_at is None and ep.contains(t) and e["severity"] != "info":
+                            ep.coached_at = t
                         if ep.alerted_at is None and e["severity"] == "critical":
                             if ep.contains(t):
                                 ep.alerted_at = t
@@ -144,8 +158,11 @@ async def run(
             for ep in result.episodes:  # an alert cooling down counts only if it stayed active
                 if ep.alerted_at == ep.first.start and ep.detected_at is None:
                     ep.alerted_at = None
+            caught = "coached_at" if result.expect == "coaching" else "alerted_at"
             mark = " ".join(
-                "hit" if ep.alerted_at is not None else "MISS" for ep in result.episodes
+                ("hit" if getattr(ep, caught) is not None else "MISS")
+                + (" (coaching)" if result.expect == "coaching" else "")
+                for ep in result.episodes
             )
             crit = result.critical()
             print(
@@ -164,14 +181,19 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
     walls = [ep.wall_delay for ep in hits if ep.wall_delay is not None]
     calm = [r for r in results if not r.episodes]
     critical = [a for r in results for a in r.critical()]
-    alerted = [ep for ep in episodes if ep.alerted_at is not None]
+    wanted = [ep for r in results if r.expect == "critical" for ep in r.episodes]
+    alerted = [ep for ep in wanted if ep.alerted_at is not None]
+    toned = [ep for r in results if r.expect == "coaching" for ep in r.episodes]
     alert_delays = [ep.alerted_at - ep.first.start for ep in alerted if ep.alerted_at is not None]
     return {
         "critical_alerts": len(critical),
         "critical_precision": (
             sum(a["inside"] for a in critical) / len(critical) if critical else float("nan")
         ),
-        "critical_recall": len(alerted) / len(episodes) if episodes else float("nan"),
+        "critical_recall": len(alerted) / len(wanted) if wanted else float("nan"),
+        "critical_episodes": len(wanted),
+        "tone_only_episodes": len(toned),
+        "tone_only_coached": sum(ep.coached_at is not None for ep in toned),
         "critical_delay_median_s": statistics.median(alert_delays) if alert_delays else None,
         "critical_delay_max_s": max(alert_delays) if alert_delays else None,
         "critical_early": sum(len(r.early()) for r in results),
@@ -199,6 +221,7 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
                         "detected_at": ep.detected_at,
                         "wall_delay_s": ep.wall_delay,
                         "alerted_at": ep.alerted_at,
+                        "coached_at": ep.coached_at,
                     }
                     for ep in r.episodes
                 ],
@@ -236,9 +259,13 @@ def main() -> None:
     s = summarise(results)
     print(
         f"critical alerts: precision {s['critical_precision']:.2f} ({s['critical_alerts']})   "
-        f"recall {s['critical_recall']:.2f} ({s['episodes']} episodes)   early "
+        f"recall {s['critical_recall']:.2f} ({s['critical_episodes']} episodes)   early "
         f"{s['critical_early']}   calm calls with one: {s['calm_calls_with_critical']} of "
         f"{s['calm_calls']}"
+    )
+    print(
+        f"  tone-only episodes (coaching expected): {s['tone_only_coached']} of "
+        f"{s['tone_only_episodes']} coached"
     )
     if s["critical_delay_median_s"] is not None:
         print(
