@@ -124,6 +124,12 @@ async def run(
                 wav, service.url, speed, call_id=f"eval-{name.replace('.', '-')}",
                 key=service.ingest_key,
             )  # fmt: skip
+            kept = ("transcript", "sentiment", "turn_sentiment", "emotion", "frustration",
+                    "alert", "talkover", "dead_air")  # fmt: skip
+            events = [g.event for g in replayed.received if g.event.get("type") in kept]
+            (work / f"{name}.events.json").write_text(
+                json.dumps([e for e in events if e["type"] != "transcript" or e["final"]])
+            )
             active = False
             for got in replayed.received:
                 e = got.event
