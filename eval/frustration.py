@@ -17,7 +17,11 @@ last turn's end. Judged on the events the client receives:
   clock; early, critical alerts before a call's first frustrated turn starts; calm calls with a
   critical alert;
 - frustration onsets (`onset: true`): the same precision and recall, and the delay from the end
-  of the episode's first turn to frustration being active, on the audio and wall clocks.
+  of the episode's first turn to frustration being active, on the audio and wall clocks;
+- customer turns: whether each turn's `turn_sentiment` reads negative (score below -0.3) exactly
+  when the script labels the turn frustrated, end to end (what whisper heard), and the same on
+  the script's own text through the sentiment model (text alone). Tone-only calls are left out.
+  The scripts label frustration, not three-way sentiment: this is a two-way agreement.
 
 THE CALLS ARE SYNTHETIC (espeak-ng and flite voices, prosody varied by pitch, rate and volume):
 these figures prove the plumbing and the fusion logic, not accuracy on real callers.
@@ -69,6 +73,7 @@ class CallResult:
     scores: list[tuple[float, float]] = field(default_factory=list)  # (audio time, score)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # at, severity, rule, inside
     expect: str = "critical"  # "coaching": frustrated in tone only (`# alert: coaching`)
+    turns: list[tuple[bool, bool | None, bool]] = field(default_factory=list)  # turn_negativity
 
     def critical(self) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["severity"] == "critical"]
@@ -77,6 +82,28 @@ class CallResult:
         """Critical alerts before the call's first frustrated turn starts (all, in a calm call)."""
         first = self.episodes[0].first.start if self.episodes else float("inf")
         return [a for a in self.critical() if a["at"] < first]
+
+
+NEGATIVE = -0.3  # a turn's sentiment score below this reads as negative
+
+
+def turn_negativity(
+    turns: list[Turn], events: list[dict[str, Any]], expect: str, text_only: list[bool]
+) -> list[tuple[bool, bool | None, bool]]:
+    """Per customer turn of the script: (labelled frustrated, judged negative end to end by the
+    `turn_sentiment` covering most of it or None if none did, judged negative on the script's
+    text alone). Tone-only calls are left out: their frustrated turns say nothing negative."""
+    if expect == "coaching":
+        return []
+    judged = [e for e in events if e["type"] == "turn_sentiment" and e["channel"] == "customer"]
+    out = []
+    customer = [t for t in turns if t.speaker == "customer"]
+    for turn, plain in zip(customer, text_only, strict=True):
+        overlap = [(min(turn.end, e["end"]) - max(turn.start, e["start"]), e) for e in judged]
+        best = max(overlap, key=lambda o: o[0], default=(0.0, None))
+        score = best[1]["score"] if best[1] is not None and best[0] > 0 else None
+        out.append((bool(turn.frustrated), None if score is None else score < NEGATIVE, plain))
+    return out
 
 
 def expected(script: Path) -> str:
@@ -120,6 +147,10 @@ async def run(
             turns = render(path, wav, engine=engine)
             description = path.read_text().splitlines()[0].lstrip("# ")
             result = CallResult(name, description, episodes_of(turns), expect=expected(path))
+            texts = [t.text for t in turns if t.speaker == "customer"]
+            assert service.mood is not None and service.mood.sentiment is not None
+            judged = await asyncio.gather(*(service.mood.sentiment.submit(t) for t in texts))
+            text_only = [s.score < NEGATIVE for s in judged]
             replayed = await replay(
                 wav, service.url, speed, call_id=f"eval-{name.replace('.', '-')}",
                 key=service.ingest_key,
@@ -127,6 +158,7 @@ async def run(
             kept = ("transcript", "sentiment", "turn_sentiment", "emotion", "frustration",
                     "alert", "talkover", "dead_air")  # fmt: skip
             events = [g.event for g in replayed.received if g.event.get("type") in kept]
+            result.turns = turn_negativity(turns, events, result.expect, text_only)
             (work / f"{name}.events.json").write_text(
                 json.dumps([e for e in events if e["type"] != "transcript" or e["final"]])
             )
@@ -179,6 +211,19 @@ async def run(
     return results
 
 
+def turn_figures(turns: list[tuple[bool, bool | None, bool]]) -> dict[str, Any]:
+    """Agreement of customer turns' negativity with their labels (frustrated: negative)."""
+    heard = [(want, got) for want, got, _ in turns if got is not None]
+    return {
+        "turns": len(turns),
+        "turns_judged": len(heard),
+        "turn_agreement_e2e": sum(w == g for w, g in heard) / len(heard) if heard else None,
+        "turn_agreement_text": (
+            sum(w == plain for w, _, plain in turns) / len(turns) if turns else None
+        ),
+    }
+
+
 def summarise(results: list[CallResult]) -> dict[str, Any]:
     onsets = [inside for r in results for _, inside in r.onsets]
     episodes = [ep for r in results for ep in r.episodes]
@@ -205,6 +250,7 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
         "critical_early": sum(len(r.early()) for r in results),
         "calm_calls_with_critical": sum(bool(r.critical()) for r in calm),
         "coaching_alerts": sum(a["severity"] == "coaching" for r in results for a in r.alerts),
+        **turn_figures([t for r in results for t in r.turns]),
         "calls": len(results),
         "episodes": len(episodes),
         "onsets": len(onsets),
@@ -289,6 +335,12 @@ def main() -> None:
             f"{s['delay_audio_median_s']:.1f} s (max {s['delay_audio_max_s']:.1f} s); "
             f"wall clock median {s['delay_wall_median_s']:.1f} s "
             f"(max {s['delay_wall_max_s']:.1f} s)"
+        )
+    if s["turn_agreement_e2e"] is not None:
+        print(
+            f"customer turns negative when labelled frustrated, else not: end to end "
+            f"{100 * s['turn_agreement_e2e']:.1f} % ({s['turns_judged']} of {s['turns']} turns "
+            f"judged), script text alone {100 * s['turn_agreement_text']:.1f} %"
         )
     print(f"({time.monotonic() - t0:.0f} s)")
     out = RESULTS / args.out
