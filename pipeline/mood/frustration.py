@@ -2,14 +2,13 @@
 
 Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_life_s`):
 
-- **sentiment** `S`: the recent negativity of the customer's turns, `max(0, P(negative) -
-  P(positive))` per turn: the larger of the customer's latest turn alone and a weighted mean.
-  In the mean a turn's weight halves with every later customer turn and with every
-  `half_life_s` of age, and it starts from one neutral pseudo-turn before the customer's first
-  (its weight halves per turn too). So one angry turn counts in full at once (a sure -0.95
-  makes the score 0.8), a mildly negative one leaves it elevated, two in a row hold it up, and
-  a positive turn dilutes the negativity without cancelling it, so a new complaint after a fix
-  shows again quickly.
+- **sentiment** `S`: the recent negativity of the customer's turns, a weighted mean of
+  `max(0, P(negative) - P(positive))` per turn. A turn's weight halves with every later customer
+  turn and with every `half_life_s` of age, and the mean starts from one neutral pseudo-turn
+  before the customer's first (its weight halves per turn too). So the last two turns dominate:
+  one negative remark leaves the score elevated, even as the customer's first words; two in a
+  row make it high; a positive turn dilutes the negativity without cancelling it, so a new
+  complaint after a fix shows again quickly.
 - **arousal** `A`: the same weighted mean over the customer's arousal (prosody against their own
   baseline blended with typical speech, `pipeline.mood.prosody`).
 - **cues** `C`: phrases that signal frustration whatever the tone: an escalation request (0.7),
@@ -258,15 +257,12 @@ class FrustrationScorer:
 
     def _mean(self, items: Sequence[_Item], now: float) -> float:
         """Weighted mean: a turn's weight halves per later customer turn and per half-life; a
-        neutral pseudo-turn (value 0) stands before the customer's first turn. The customer's
-        latest turn also counts on its own: the larger of the two."""
+        neutral pseudo-turn (value 0) stands before the customer's first turn."""
         weights = [self._decay(i, now) * 0.5 ** (self._turns - i.turn) for i in items]
         prior = 0.5**self._turns
-        mean = sum(w * i.value for w, i in zip(weights, items, strict=True)) / (
+        return sum(w * i.value for w, i in zip(weights, items, strict=True)) / (
             sum(weights) + prior
         )
-        latest = [i.value * self._decay(i, now) for i in items if i.turn == self._turns]
-        return max([mean, *latest])
 
     def _noisy_or(self, items: Sequence[_Item], now: float) -> float:
         keep = 1.0
