@@ -137,8 +137,8 @@ async def run(
     paths: list[Path], speed: float, work: Path, on: float, off: float, engines: list[str]
 ) -> list[CallResult]:
     key = IngestKey("eval", secrets.token_urlsafe(32)).text()
-    settings = Settings(port=0, log_level="WARNING", frustration_on=on, frustration_off=off,
-                        ingest_keys=key)  # fmt: skip
+    settings = Settings(port=0, panel_port=0, log_level="WARNING", frustration_on=on,
+                        frustration_off=off, ingest_keys=key)  # fmt: skip
     results = []
     async with Service(settings) as service:
         for path, engine in [(p, e) for e in engines for p in paths]:
