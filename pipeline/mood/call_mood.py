@@ -37,7 +37,7 @@ from pipeline.mood.sentiment import (
     load_owner,
     transcript_trust,
 )
-from pipeline.mood.turns import TAKES_FLOOR_WORDS, Turn
+from pipeline.mood.turns import TAKES_FLOOR_WORDS, Turn, word_confidence
 from pipeline.runtime import metrics
 from pipeline.types import (
     PIPELINE_RATE,
@@ -200,8 +200,7 @@ class CallMood:
         envelope = _Envelope(self.call_id, channel, event.start, event.end)
 
         if sentiment is not None:  # published as far as the words are trusted
-            probs = [w.probability for w in event.words if w.probability > 0]
-            shown = sentiment.shrunk(transcript_trust(sum(probs) / len(probs) if probs else None))
+            shown = sentiment.shrunk(transcript_trust(word_confidence(event)))
             rolling, trend = self._rolling[channel].add(event.end, shown.score)
             await self._emit(
                 SentimentEvent(

@@ -47,5 +47,13 @@ class Turn:
     @property
     def confidence(self) -> float | None:
         """The mean probability of the turn's words (None: the recognizer gave none)."""
-        p = self.probabilities
-        return sum(p) / len(p) if p else None
+        return mean_or_none(self.probabilities)
+
+
+def word_confidence(event: TranscriptEvent) -> float | None:
+    """The mean probability of a final's words (None: the recognizer gave none)."""
+    return mean_or_none([w.probability for w in event.words if w.probability > 0])
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
