@@ -123,6 +123,30 @@ def test_reads_numbers():
     assert not reads_numbers("")
 
 
+def test_a_quiet_line_is_judged_against_its_own_level():
+    """A line 15 dB under typical: the prior must not pull the loudness reference up to it, or
+    the speaker's raised voice on that line would read calm (the sample call's line)."""
+    t = ArousalTracker()
+    quiet = {"loud": -41.0, "rate": 2.0, "voiced": 2.5}
+    t.update(feats(**quiet))
+    t.update(feats(**quiet))
+    assert t.reference()["loudness"] == pytest.approx(-41.0)
+    raised = t.update(feats(pitch=125.0, loud=-34.0, rate=2.5, voiced=2.5))
+    assert raised.loudness_db == pytest.approx(7.0) and raised.label != "calm", raised
+    loud = ArousalTracker()  # a loud line: the prior still lowers the reference
+    for _ in range(2):
+        loud.update(feats(loud=-16.0, voiced=2.5))
+    assert -26.0 < loud.reference()["loudness"] < -16.0
+
+
+def test_an_agitated_turn_in_the_baseline_period_does_not_join_it():
+    t = ArousalTracker()
+    t.update(feats(voiced=2.5))
+    e = t.update(feats(**AGITATED, voiced=2.5))
+    assert e.baseline and e.arousal >= 0.5
+    assert t.own_s == 2.5  # only the calm turn shapes the baseline
+
+
 def test_one_odd_turn_does_not_move_a_median_baseline():
     t = ArousalTracker()
     t.update(feats(pitch=160.0, loud=-16.0, rate=3.5))  # one odd opening turn

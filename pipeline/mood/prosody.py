@@ -10,9 +10,13 @@
 speaker's own eligible turns (at least 1 s of voice, not reading out digits or an account
 number) over their first `baseline_voiced_s` (25 s) of such speech, shrunk toward a population
 prior of typical calm telephone speech for their voice type (low or high, split at 160 Hz) as if
-the prior were `prior_weight_s` (10 s) of their voice. After the window, calm turns (arousal
-under 0.2) still join, the oldest leaving, so the baseline follows a speaker slowly; while it
-fills, only turns that are not tense join once the speaker is past the baseline period.
+the prior were `prior_weight_s` (10 s) of their voice. Loudness is the exception: line levels
+differ between calls by tens of decibels, so the prior may only *lower* the loudness reference
+(a speaker loud from their first word still reads loud), never raise it above the speaker's own
+median (a quiet line is judged against itself, with the speaker's own 3 dB tolerance). In the
+baseline period, turns less aroused than `period_join` (0.5) join; while the window fills after
+it, turns that are not tense (under 0.33); after the window, calm turns (under 0.2) still join,
+the oldest leaving, so the baseline follows a speaker slowly.
 
     z = 0.35 d_pitch/T_pitch + 0.35 d_loud/T_loud + 0.20 d_rate/T_rate + 0.10 d_range/T_range
     arousal = clip(z / 2, 0, 1)        label: calm < 0.33 <= tense < 0.66 <= agitated
@@ -25,10 +29,11 @@ tracker looks for raised arousal only.
 
 So a customer who opens by reading digits is not judged against the digits, and a customer who
 is agitated from their first word is compared with typical speech too: the prior keeps about a
-third of the reference, and their agitated turns after the baseline period (the first
-`settled_voiced_s`, 6 s, of eligible voice) never join it. The cost: a speaker whose calm voice
-is far louder, higher and faster than typical can stay "tense" all call; the frustration
-score's evidence rules let voice alone raise no more than a coaching alert.
+third of the reference, and their agitated turns (at least 0.5 in the baseline period, the
+first `settled_voiced_s`, 6 s, of eligible voice; tense after it) never join it. The cost: a
+speaker whose calm voice is far louder, higher and faster than typical can stay "tense" all
+call; the frustration score's evidence rules let voice alone raise no more than a coaching
+alert.
 
 Every emotion carries `baseline` (still in the baseline period) and `baseline_quality` (the
 share of the 25 s window the speaker's own voice fills, 0..1). Confidence grows with voiced
@@ -120,6 +125,7 @@ class ProsodyConfig:
     prior_weight_s: float = 10.0  # the population prior counts as this much voiced speech
     min_turn_voiced_s: float = 1.0  # a shorter turn does not shape the baseline
     min_voiced_s: float = 0.5  # an utterance with less voiced audio is not judged
+    period_join: float = 0.5  # in the baseline period, turns less aroused than this join it
     calm_update: float = 0.2  # after the window, turns calmer than this still join the baseline
     keep_turns: int = 32  # the baseline is the median of at most this many turns
 
@@ -212,10 +218,13 @@ class ArousalTracker:
                                                      if k != "pitch"}  # fmt: skip
         own = _median(self._kept)
         n, k = self.own_s, self.config.prior_weight_s
-        return {
+        ref = {
             name: (n * own[name] + k * value) / (n + k) if name in own else value
             for name, value in prior.items()
         }
+        if "loudness" in own:  # the prior may only lower it: a quiet line is judged on its own
+            ref["loudness"] = min(ref["loudness"], own["loudness"])
+        return ref
 
     def update(self, f: ProsodyFeatures, text: str = "") -> Emotion:
         cfg = self.config
@@ -227,7 +236,7 @@ class ArousalTracker:
         emotion = self._judge(f, self.reference(), in_period)
         eligible = f.voiced_s >= cfg.min_turn_voiced_s and not reads_numbers(text)
         filling = sum(t.voiced_s for t in self._kept) < cfg.baseline_voiced_s
-        bar = 1.0 if in_period else LABEL_EDGES[0] if filling else cfg.calm_update
+        bar = cfg.period_join if in_period else LABEL_EDGES[0] if filling else cfg.calm_update
         if eligible and emotion.arousal < bar:
             self._kept.append(f)
         return emotion
@@ -245,6 +254,8 @@ class ArousalTracker:
         weight = sum(WEIGHTS[k][0] for k in deltas)
         own = self.own_share  # typical speech varies more than one speaker's: wider tolerances
         tolerance = {k: own * WEIGHTS[k][1] + (1 - own) * PRIOR_TOLERANCE[k] for k in deltas}
+        if "loudness" in deltas and base["loudness"] == _median(self._kept).get("loudness"):
+            tolerance["loudness"] = WEIGHTS["loudness"][1]  # their own level, on their own line
         z = sum(WEIGHTS[k][0] * d / tolerance[k] for k, d in deltas.items()) / weight
         arousal = min(1.0, max(0.0, z / 2))
         margin = min(abs(arousal - edge) for edge in LABEL_EDGES)
