@@ -36,6 +36,7 @@ import json
 import secrets
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,53 +163,67 @@ async def run(
             (work / f"{name}.events.json").write_text(
                 json.dumps([e for e in events if e["type"] != "transcript" or e["final"]])
             )
-            active = False
-            for got in replayed.received:
-                e = got.event
-                if e.get("type") == "alert":
-                    t = float(e["end"])
-                    inside = any(ep.contains(t) for ep in result.episodes)
-                    alert = {"at": t, "severity": e["severity"], "rule": e["rule"],
-                             "inside": inside}  # fmt: skip
-                    result.alerts.append(alert)
-                    for ep in result.episodes:
-                        if ep.coached_at is None and ep.contains(t) and e["severity"] != "info":
-                            ep.coached_at = t
-                        if ep.alerted_at is None and e["severity"] == "critical":
-                            if ep.contains(t):
-                                ep.alerted_at = t
-                            elif active and 0 <= ep.first.start - t <= COOLDOWN_S:
-                                ep.alerted_at = ep.first.start  # still frustrated, cooling
-                if e.get("type") != "frustration":
-                    continue
-                t = float(e["end"])
-                result.scores.append((t, float(e["score"])))
-                if e["onset"]:
-                    inside = any(ep.contains(t) for ep in result.episodes)
-                    result.onsets.append((t, inside))
-                for ep in result.episodes:
-                    if ep.detected_at is None and e["active"] and ep.contains(t):
-                        already = active and t <= ep.first.end
-                        ep.detected_at = ep.first.end if already else t
-                        ep.wall_delay = max(0.0, got.at - replayed.sent_at(ep.first.end))
-                active = bool(e["active"])
+            judge(result, [(g.event, g.at) for g in replayed.received], replayed.sent_at)
             results.append(result)
-            for ep in result.episodes:  # an alert cooling down counts only if it stayed active
-                if ep.alerted_at == ep.first.start and ep.detected_at is None:
-                    ep.alerted_at = None
-            caught = "coached_at" if result.expect == "coaching" else "alerted_at"
-            mark = " ".join(
-                ("hit" if getattr(ep, caught) is not None else "MISS")
-                + (" (coaching)" if result.expect == "coaching" else "")
-                for ep in result.episodes
-            )
-            crit = result.critical()
-            print(
-                f"  {name:38} episodes {len(result.episodes)}  critical alerts {len(crit)} "
-                f"({sum(a['inside'] for a in crit)} inside, {len(result.early())} early)  {mark}",
-                flush=True,
-            )
+            print_call(result)
     return results
+
+
+def judge(
+    result: CallResult,
+    received: list[tuple[dict[str, Any], float | None]],
+    sent_at: Callable[[float], float] | None,
+) -> None:
+    """Fill `result`'s alerts, onsets, scores and episode hits from a call's events, in order,
+    each with the wall-clock time it arrived (None: not timed)."""
+    active = False
+    for e, wall in received:
+        if e.get("type") == "alert":
+            t = float(e["end"])
+            inside = any(ep.contains(t) for ep in result.episodes)
+            alert = {"at": t, "severity": e["severity"], "rule": e["rule"],
+                     "inside": inside}  # fmt: skip
+            result.alerts.append(alert)
+            for ep in result.episodes:
+                if ep.coached_at is None and ep.contains(t) and e["severity"] != "info":
+                    ep.coached_at = t
+                if ep.alerted_at is None and e["severity"] == "critical":
+                    if ep.contains(t):
+                        ep.alerted_at = t
+                    elif active and 0 <= ep.first.start - t <= COOLDOWN_S:
+                        ep.alerted_at = ep.first.start  # still frustrated, cooling
+        if e.get("type") != "frustration":
+            continue
+        t = float(e["end"])
+        result.scores.append((t, float(e["score"])))
+        if e["onset"]:
+            inside = any(ep.contains(t) for ep in result.episodes)
+            result.onsets.append((t, inside))
+        for ep in result.episodes:
+            if ep.detected_at is None and e["active"] and ep.contains(t):
+                already = active and t <= ep.first.end
+                ep.detected_at = ep.first.end if already else t
+                if wall is not None and sent_at is not None:
+                    ep.wall_delay = max(0.0, wall - sent_at(ep.first.end))
+        active = bool(e["active"])
+    for ep in result.episodes:  # an alert cooling down counts only if it stayed active
+        if ep.alerted_at == ep.first.start and ep.detected_at is None:
+            ep.alerted_at = None
+
+
+def print_call(result: CallResult) -> None:
+    caught = "coached_at" if result.expect == "coaching" else "alerted_at"
+    mark = " ".join(
+        (f"hit {getattr(ep, caught) - ep.first.start:.1f} s" if getattr(ep, caught) else "MISS")
+        + (" (coaching)" if result.expect == "coaching" else "")
+        for ep in result.episodes
+    )
+    crit = result.critical()
+    print(
+        f"  {result.name:38} episodes {len(result.episodes)}  critical alerts {len(crit)} "
+        f"({sum(a['inside'] for a in crit)} inside, {len(result.early())} early)  {mark}",
+        flush=True,
+    )
 
 
 def turn_figures(turns: list[tuple[bool, bool | None, bool]]) -> dict[str, Any]:
@@ -286,6 +301,46 @@ def summarise(results: list[CallResult]) -> dict[str, Any]:
     }
 
 
+def print_summary(s: dict[str, Any]) -> None:
+    print(
+        f"critical alerts: precision {s['critical_precision']:.2f} ({s['critical_alerts']})   "
+        f"recall {s['critical_recall']:.2f} ({s['critical_episodes']} episodes)   early "
+        f"{s['critical_early']}   calm calls with one: {s['calm_calls_with_critical']} of "
+        f"{s['calm_calls']}"
+    )
+    print(
+        f"  tone-only episodes (coaching expected): {s['tone_only_coached']} of "
+        f"{s['tone_only_episodes']} coached"
+    )
+    if s["critical_delay_median_s"] is not None:
+        print(
+            f"  delay from the start of an episode's first turn: median "
+            f"{s['critical_delay_median_s']:.1f} s, worst {s['critical_delay_max_s']:.1f} s"
+        )
+    print(
+        f"precision {s['precision']:.2f} ({s['onsets']} onsets)   recall {s['recall']:.2f} "
+        f"({s['episodes']} episodes)   calm calls raising frustration: "
+        f"{s['calm_calls_with_onsets']} of {s['calm_calls']}"
+    )
+    if s["delay_audio_median_s"] is not None:
+        wall = (
+            f"; wall clock median {s['delay_wall_median_s']:.1f} s "
+            f"(max {s['delay_wall_max_s']:.1f} s)"
+            if s["delay_wall_median_s"] is not None
+            else ""
+        )
+        print(
+            f"delay from the end of an episode's first turn: audio clock median "
+            f"{s['delay_audio_median_s']:.1f} s (max {s['delay_audio_max_s']:.1f} s){wall}"
+        )
+    if s["turn_agreement_e2e"] is not None:
+        print(
+            f"customer turns negative when labelled frustrated, else not: end to end "
+            f"{100 * s['turn_agreement_e2e']:.1f} % ({s['turns_judged']} of {s['turns']} turns "
+            f"judged), script text alone {100 * s['turn_agreement_text']:.1f} %"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -309,39 +364,7 @@ def main() -> None:
     t0 = time.monotonic()
     results = asyncio.run(run(paths, args.speed, work, args.on, args.off, engines))
     s = summarise(results)
-    print(
-        f"critical alerts: precision {s['critical_precision']:.2f} ({s['critical_alerts']})   "
-        f"recall {s['critical_recall']:.2f} ({s['critical_episodes']} episodes)   early "
-        f"{s['critical_early']}   calm calls with one: {s['calm_calls_with_critical']} of "
-        f"{s['calm_calls']}"
-    )
-    print(
-        f"  tone-only episodes (coaching expected): {s['tone_only_coached']} of "
-        f"{s['tone_only_episodes']} coached"
-    )
-    if s["critical_delay_median_s"] is not None:
-        print(
-            f"  delay from the start of an episode's first turn: median "
-            f"{s['critical_delay_median_s']:.1f} s, worst {s['critical_delay_max_s']:.1f} s"
-        )
-    print(
-        f"precision {s['precision']:.2f} ({s['onsets']} onsets)   recall {s['recall']:.2f} "
-        f"({s['episodes']} episodes)   calm calls raising frustration: "
-        f"{s['calm_calls_with_onsets']} of {s['calm_calls']}"
-    )
-    if s["delay_audio_median_s"] is not None:
-        print(
-            f"delay from the end of an episode's first turn: audio clock median "
-            f"{s['delay_audio_median_s']:.1f} s (max {s['delay_audio_max_s']:.1f} s); "
-            f"wall clock median {s['delay_wall_median_s']:.1f} s "
-            f"(max {s['delay_wall_max_s']:.1f} s)"
-        )
-    if s["turn_agreement_e2e"] is not None:
-        print(
-            f"customer turns negative when labelled frustrated, else not: end to end "
-            f"{100 * s['turn_agreement_e2e']:.1f} % ({s['turns_judged']} of {s['turns']} turns "
-            f"judged), script text alone {100 * s['turn_agreement_text']:.1f} %"
-        )
+    print_summary(s)
     print(f"({time.monotonic() - t0:.0f} s)")
     out = RESULTS / args.out
     out.write_text(json.dumps(s, indent=2, default=str))

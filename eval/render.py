@@ -154,16 +154,18 @@ def render(
     voices = voices_for(script.stem, engine)
     placed: list[Turn] = []
     tracks: dict[str, list[tuple[int, np.ndarray]]] = {"customer": [], "agent": []}
-    t = lead
+    t = voiced_end = lead
     with tempfile.TemporaryDirectory() as tmp:
         for i, turn in enumerate(read_script(script)):
             pcm = speak_as(turn.text, voices[turn.speaker], turn.tone, Path(tmp) / f"{i}.wav")
-            if turn.over and placed:
-                t = max(placed[-1].start + 0.5, t - gap - OVERLAP_S)
+            if turn.over and placed:  # over the other party's last OVERLAP_S of voice
+                t = max(placed[-1].start + 0.5, voiced_end - OVERLAP_S)
             tracks[turn.speaker].append((round(t * RATE), pcm))
             end = t + len(pcm) / RATE
             placed.append(Turn(turn.speaker, turn.tone, turn.frustrated, turn.text, t, end,
                                turn.over))  # fmt: skip
+            loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 0.05 * np.abs(pcm).max())
+            voiced_end = max(voiced_end, t + float(loud[-1] + 1) / RATE if len(loud) else t)
             t = max(end, max(p.end for p in placed)) + gap
     total = round((t + lead) * RATE)
     stereo = np.zeros((total, 2), dtype=np.int16)
