@@ -279,6 +279,9 @@ class Settings:
     suggestions_min_score: float = of(
         AssistConfig, "min_score", "Least similarity for a knowledge suggestion"
     )
+    feelings: bool = of(
+        AssistConfig, "feelings", "Label how the customer feels each turn (angry, anxious, ...)"
+    )
     encoder_model: str = of(
         AssistConfig,
         "encoder",

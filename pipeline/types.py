@@ -541,6 +541,34 @@ class SuggestionEvent(_ChannelEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeelingEvent(_ChannelEvent):
+    """How the speaker feels in one turn, beyond the three sentiment classes (angry, frustrated,
+    anxious, confused, disappointed, satisfied, relieved, neutral), with every feeling's
+    probability; `start`/`end` span the turn."""
+
+    utterances: tuple[int, ...]
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    type: ClassVar[str] = "feeling"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "utterances": list(self.utterances),
+            "label": self.label,
+            "confidence": _r(self.confidence),
+            "scores": {k: _r(v) for k, v in self.scores.items()},
+        }
+
+    @classmethod
+    def parse_body(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "utterances": tuple(int(u) for u in d["utterances"]), "label": d["label"],
+            "confidence": d["confidence"], "scores": dict(d["scores"]),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallStarted:
     """A call began. `meta` holds what its protocol adds (ids on the platform, layout), flat on
     the wire beside the other fields."""
@@ -595,7 +623,7 @@ MoodEvent = (
     SentimentEvent | TurnSentimentEvent | EmotionEvent | SignalEvent | TalkStatsEvent
     | FrustrationEvent
 )  # fmt: skip
-AssistEvent = AlertEvent | SuggestionEvent
+AssistEvent = AlertEvent | SuggestionEvent | FeelingEvent
 Event = TranscriptEvent | MoodEvent | AssistEvent
 CallMessage = CallStarted | CallEnded
 Message = Event | CallMessage
@@ -604,7 +632,7 @@ _PARSERS: dict[str, Any] = {
     cls.type: cls.from_dict
     for cls in (
         TranscriptEvent, SentimentEvent, TurnSentimentEvent, EmotionEvent, TalkStatsEvent,
-        FrustrationEvent, AlertEvent, SuggestionEvent, CallStarted, CallEnded,
+        FrustrationEvent, AlertEvent, SuggestionEvent, FeelingEvent, CallStarted, CallEnded,
     )
 } | {kind: SignalEvent.from_dict for kind in ("talkover", "dead_air")}  # fmt: skip
 

@@ -16,10 +16,13 @@ from pipeline.types import (
     CallEnded,
     CallStarted,
     Channel,
+    EmotionEvent,
     Event,
+    FeelingEvent,
     SentimentEvent,
     SuggestionEvent,
     TranscriptEvent,
+    TurnSentimentEvent,
 )
 
 
@@ -71,10 +74,47 @@ async def test_alerts_and_suggestions_from_what_was_said(services):
     assert alerts["agent-blames-customer"].channel is Channel.AGENT
 
 
+def turn(utterances: tuple[int, ...], probs: tuple[float, float, float], seq: int):
+    return TurnSentimentEvent(call_id="c1", channel=Channel.CUSTOMER, start=0.0, end=5.0,
+                              utterances=utterances, label="", probs=probs,
+                              score=probs[2] - probs[0], seq=seq)  # fmt: skip
+
+
+def voice(utterance: int, arousal: float, seq: int) -> EmotionEvent:
+    return EmotionEvent(call_id="c1", channel=Channel.CUSTOMER, start=0.0, end=2.0, seq=seq,
+                        utterance=utterance, label="calm", arousal=arousal, confidence=1.0,
+                        baseline=False, pitch_hz=None, pitch_range_st=None, loudness_db=None,
+                        rate_wps=None, relative={})  # fmt: skip
+
+
+async def test_a_customer_turn_gets_its_feeling_and_the_feeling_rules_run(services):
+    worried = (0.9, 0.08, 0.02)
+    out = await run(
+        services,
+        [
+            said(Channel.CUSTOMER, 1, 0, "I'm really worried,", 1),
+            voice(1, 0.1, 2),
+            said(Channel.CUSTOMER, 2, 2, "what if my rent payment bounces tomorrow?", 3),
+            said(Channel.AGENT, 1, 5, "I'm really worried too.", 4),  # not the customer
+            turn((1, 2), worried, 5),
+            said(Channel.CUSTOMER, 3, 8, "Oh thank goodness, what a relief, thank you.", 6),
+            turn((3,), (0.01, 0.04, 0.95), 7),
+            turn((9,), worried, 8),  # no text kept for it: no feeling
+        ],
+    )
+    feelings = [e for e in out if isinstance(e, FeelingEvent)]
+    assert [(f.label, f.utterances) for f in feelings] == [("anxious", (1, 2)), ("relieved", (3,))]
+    assert all(f.channel is Channel.CUSTOMER for f in feelings)
+    assert feelings[0].confidence == max(feelings[0].scores.values()) >= 0.5
+    assert sum(feelings[0].scores.values()) == pytest.approx(1, abs=0.01)
+    (alert,) = [e for e in out if isinstance(e, AlertEvent) and e.rule == "anxious-customer"]
+    assert alert.severity == "coaching" and alert.evidence[0].detail.startswith("feels anxious")
+
+
 async def test_no_encoder_work_without_semantic_rules_or_knowledge(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {id: mgr, type: escalation, severity: critical, prompt: Help.}\n")
-    bare = AssistServices.load(AssistConfig(rules_file=rules, knowledge_file=None))
+    bare = AssistServices.load(AssistConfig(rules_file=rules, knowledge_file=None, feelings=False))
     assert bare.encoder is None
     out = await run(
         bare, [said(Channel.CUSTOMER, 1, 0, "I want to speak to your manager right now.", 1)]

@@ -38,7 +38,13 @@ def fuse(s=0.0, a=0.0, c=0.0, v=0.0) -> float:
             "i called you before about this and i want to cancel my account",
             ["cancellation", "repeat_contact"],
         ),
+        ("this is absolutely ridiculous, nobody tells me anything", ["exasperation"]),
+        ("honestly i am fed up with you people", ["exasperation"]),
+        ("that's not good enough", ["exasperation"]),
+        ("why on earth was my claim rejected", ["exasperation"]),
         # near misses that must not fire
+        ("the traffic this morning was ridiculous", []),
+        ("it is not unacceptable at all, thank you", []),
         ("cancel the old order and place the new one, that's all", []),
         ("i do not want to cancel my account, just update the card", []),
         ("i don't need to speak to a manager, you've been great", []),
@@ -78,11 +84,11 @@ def test_words_only_frustration_follows_recent_negativity():
     assert u2.score == pytest.approx(fuse(s=recent(turns, 20.0)), abs=1e-3)
     assert u2.level == "low"
     turns.append((30.0, 0.9))
-    u3 = f.turn(3, 30.0, "you people never fix anything", sent(-0.9), None)
+    u3 = f.turn(3, 30.0, "nobody ever fixes anything", sent(-0.9), None)
     assert u3.score == pytest.approx(fuse(s=recent(turns, 30.0)), abs=1e-3)
     assert u3.level == "elevated" and not u3.active
     turns.append((40.0, 0.8))
-    u4 = f.turn(4, 40.0, "this is a joke", sent(-0.8), None)
+    u4 = f.turn(4, 40.0, "and still nothing works", sent(-0.8), None)
     assert u4.score == pytest.approx(fuse(s=recent(turns, 40.0)), abs=1e-3)
     assert u4.active and u4.onset and u4.level == "high"  # two in a row
     assert u4.reasons[0].utterances == (3, 4)
@@ -218,7 +224,7 @@ def test_voice_alone_never_allows_more_than_coaching():
     assert u.active and u.score >= 0.6
     assert (u.allows, u.evidence) == ("coaching", "voice alone: coaching at most")
     # the same voice with negative words supports a critical alert
-    u = f.turn(6, 32.0, "this is useless, nothing you have done has worked", sent(-0.8), 0.9)
+    u = f.turn(6, 32.0, "nothing you have done has worked, nothing", sent(-0.8), 0.9)
     assert u.allows == "critical" and u.evidence == "words with voice"
 
 
@@ -248,7 +254,7 @@ def test_a_turn_in_several_finals_is_judged_once_on_its_whole_text():
 
 def test_a_positive_turn_in_several_finals_halves_the_evidence_once():
     f = FrustrationScorer()
-    f.turn(1, 5.0, "this is useless", sent(-0.9), None)
+    f.turn(1, 5.0, "nothing works", sent(-0.9), None)
     before = f.turn(2, 8.0, "i want to speak to a manager", sent(-0.9), None, continues=True)
     f.turn(3, 12.0, "oh that is great", sent(0.9), None)
     once = f.turn(4, 14.0, "thank you so much", sent(0.95), None, continues=True)

@@ -76,6 +76,8 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
     needs_help = board.locator(f'.tile[data-call-id="{call}"]', has_text="NEEDS HELP")
     await needs_help.wait_for(timeout=10_000)
     assert "HIGH" in await tile.inner_text()  # the frustration gauge says it in words
+    await tile.locator('.feeling:not([data-feeling=""])').wait_for(timeout=10_000)
+    await cut.locator('#mood .feeling:not([data-feeling=""])').wait_for(timeout=10_000)
 
     # The click-through: the tile opens the call's live transcript.
     href = await tile.locator("a").get_attribute("href")
@@ -108,6 +110,11 @@ async def test_frustrated_call_on_the_panels_survives_a_cut_socket(
     assert await cut.locator('.card[data-severity="critical"]').count() == len(critical_alerts)
     assert {a["rule"] for a in critical_alerts} >= {"frustrated-customer", "cancellation-intent"}
     assert await board.locator(f'.alert-item[data-call-id="{call}"]').count() == len(alerts)
+    feelings = [e for e in events if e["type"] == "feeling"]
+    assert feelings and all(f["channel"] == "customer" for f in feelings)
+    shown = await cut.locator("#mood .feeling").get_attribute("data-feeling")
+    assert shown == feelings[-1]["label"]  # the newest turn's feeling, in words
+    assert feelings[-1]["label"] in await cut.locator("#mood .feeling").inner_text()
     for page in (board, cut, steady, detail):
         assert not page_errors(page), page_errors(page)
 

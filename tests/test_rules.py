@@ -19,6 +19,8 @@ from pipeline.assist.rules import (
 )
 from pipeline.types import (
     Channel,
+    EmotionEvent,
+    FeelingEvent,
     FrustrationEvent,
     FrustrationReason,
     SignalEvent,
@@ -43,6 +45,13 @@ def frustration(score, end, utterance=None, allows="critical", evidence=""):
                             score=score, level="", active=False, onset=False, components={},
                             reasons=reasons, trigger="", utterance=utterance, allows=allows,
                             evidence=evidence)  # fmt: skip
+
+
+def emotion(arousal, utterance, start, baseline=False, channel="customer"):
+    return EmotionEvent(call_id="c1", channel=Channel[channel.upper()], start=start,
+                        end=start + 2, utterance=utterance, label="tense", arousal=arousal,
+                        confidence=0.8, baseline=baseline, pitch_hz=None, pitch_range_st=None,
+                        loudness_db=None, rate_wps=None, relative={})  # fmt: skip
 
 
 def signal(kind, start, end, channel="customer"):
@@ -98,6 +107,39 @@ def test_sentiment_needs_consecutive_turns():
     assert alert.start == 10 and alert.end == 17
     assert not e.feed(sentiment(-0.4, 5, 20))  # a new streak starts from zero
     assert e.feed(sentiment(-0.4, 6, 25))
+
+
+def test_a_raised_voice_needs_consecutive_turns_out_of_the_baseline_period():
+    rules = [r for r in load_rules(DEFAULT_RULES) if r.id == "raised-voice"]
+    assert rules[0].severity is Severity.COACHING  # voice alone: never critical
+    e = RuleEngine("c1", rules)
+    assert not e.feed(emotion(0.9, 1, 0, baseline=True))  # judged mostly against the prior
+    assert not e.feed(emotion(0.9, 2, 5))
+    assert not e.feed(emotion(0.2, 3, 10))  # calm again: the streak breaks
+    assert not e.feed(emotion(0.7, 4, 15))
+    assert not e.feed(emotion(0.9, 1, 16, channel="agent"))  # the other party
+    (alert,) = e.feed(emotion(0.5, 5, 20))
+    assert [ev.utterance for ev in alert.evidence] == [4, 5]
+    assert alert.evidence[1].detail == "voice tense (arousal 0.50)"
+
+
+def feeling(label, confidence, end, channel="customer"):
+    return FeelingEvent(call_id="c1", channel=Channel[channel.upper()], start=end - 2, end=end,
+                        utterances=(4, 5), label=label, confidence=confidence,
+                        scores={label: confidence})  # fmt: skip
+
+
+def test_feeling_rules_fire_on_their_labels_when_sure_enough():
+    rules = {r.id: r for r in load_rules(DEFAULT_RULES)}
+    e = RuleEngine("c1", [rules["anxious-customer"], rules["confused-customer"]])
+    assert not e.feed(feeling("anxious", 0.45, 10))  # not sure enough
+    assert not e.feed(feeling("frustrated", 0.9, 20))
+    assert not e.feed(feeling("anxious", 0.9, 25, channel="agent"))
+    (alert,) = e.feed(feeling("anxious", 0.8, 30))
+    assert alert.rule == "anxious-customer" and alert.severity is Severity.COACHING
+    assert alert.evidence[0].detail == "feels anxious (80%)" and alert.evidence[0].utterance == 5
+    (alert,) = e.feed(feeling("confused", 0.6, 40))
+    assert alert.rule == "confused-customer"
 
 
 def test_frustration_held_for_a_time():
@@ -196,6 +238,8 @@ rules:
          "must be a number"),
         (GOOD.replace("prompt: hello", "prompt: hello\n    channel: robot"), 7, "channel",
          "customer or agent"),
+        (GOOD.replace("type: escalation", "type: feeling\n    labels: [grumpy]"), 5, "labels",
+         "must be a non-empty list of angry, frustrated"),
         (GOOD + GOOD.split("rules:\n")[1], 7, "id", "'a' is used twice"),
         ("rules: none\n", 1, "rules", "a list of rules"),
         ("version: 2\nrules: []\n", 1, "version", "only version 1"),

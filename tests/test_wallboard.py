@@ -8,6 +8,7 @@ from pipeline.types import (
     AlertEvent,
     Channel,
     Evidence,
+    FeelingEvent,
     FrustrationEvent,
     SentimentEvent,
     TalkStatsEvent,
@@ -42,7 +43,7 @@ def test_a_quiet_call():
     assert t["duration_s"] == 90 and t["mood"] is None and t["mood_label"] == "unknown"
     assert t["frustration"] == {"score": 0.0, "level": "low", "active": False}
     assert t["need"] == 0 and not t["negative"] and not t["needs_help"]
-    assert t["last_alert"] is None and t["talk_share"] == {}
+    assert t["last_alert"] is None and t["talk_share"] == {} and t["feeling"] is None
 
 
 def test_tile_reads_mood_frustration_talk_and_alert():
@@ -58,6 +59,9 @@ def test_tile_reads_mood_frustration_talk_and_alert():
                 dead_air_s=0.0,
             ),
             alert=AlertEvent(**AT, **alert, evidence=()),
+            feeling__customer=FeelingEvent(
+                **AT, utterances=(2,), label="angry", confidence=0.714, scores={"angry": 0.714}
+            ),
             alert_at=str(NOW - 10),
             critical_at=str(NOW - 10),
             alerts="3",
@@ -68,6 +72,7 @@ def test_tile_reads_mood_frustration_talk_and_alert():
     assert t["mood"] == -0.5 and t["mood_label"] == "negative" and t["negative"]
     assert t["trend"] == [[1.0, 0.1], [5.0, -0.5]]
     assert t["talk_share"] == {"customer": 0.6, "agent": 0.4}
+    assert t["feeling"] == {"label": "angry", "confidence": 0.71}
     assert t["last_alert"] == alert | {"at": NOW - 10} and t["alerts"] == 3
     assert t["needs_help"] and t["need"] == 1.8
 

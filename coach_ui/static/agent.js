@@ -10,7 +10,7 @@
 
   function reset(msg) {
     state = {callId: msg.call_id, agentId: msg.agent_id, call: msg.call || {}, finals: new Map(),
-      interims: new Map(), sentiment: null, emotion: null, frustration: null, cards: [],
+      interims: new Map(), sentiment: null, emotion: null, feeling: null, frustration: null, cards: [],
       suggestions: null, ended: (msg.call || {}).status === "ended"};
   }
 
@@ -27,6 +27,7 @@
         break;
       case "sentiment": if (ev.channel === "customer") state.sentiment = ev; break;
       case "emotion": if (ev.channel === "customer") state.emotion = ev; break;
+      case "feeling": if (ev.channel === "customer") state.feeling = ev; break;
       case "frustration": state.frustration = ev; break;
       case "alert": AA.markAlert(ev); state.cards.unshift(ev); break;
       case "suggestions": state.suggestions = ev; break;
@@ -72,6 +73,10 @@
         s ? AA.el("span", {class: "trend", text: s.trend < -0.05 ? " ↓ falling" : s.trend > 0.05 ? " ↑ rising" : " → steady"}) : null),
       AA.el("p", {}, AA.el("span", {class: "label", text: "Voice "}),
         AA.el("strong", {text: e ? e.label : "—"})),
+      AA.el("p", {class: "feeling", "data-feeling": state.feeling ? state.feeling.label : ""},
+        AA.el("span", {class: "label", text: "Feels "}),
+        AA.el("strong", {text: state.feeling ?
+          `${state.feeling.label} (${Math.round(state.feeling.confidence * 100)}%)` : "—"})),
       AA.el("div", {class: "row"}, AA.el("span", {class: "label", text: "Frustration "}),
         AA.gauge(f ? f.score : 0, f ? f.level : "low")));
 

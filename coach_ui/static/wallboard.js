@@ -27,6 +27,10 @@
           AA.el("span", {class: "label", text: "Mood "}),
           AA.el("span", {class: "word", text: call.mood === null ? "—" :
             `${mood} (${call.mood >= 0 ? "+" : ""}${call.mood.toFixed(2)})`})),
+        AA.el("div", {class: "feeling", "data-feeling": call.feeling ? call.feeling.label : ""},
+          AA.el("span", {class: "label", text: "Feels "}),
+          AA.el("span", {class: "word", text: call.feeling ?
+            `${call.feeling.label} (${Math.round(call.feeling.confidence * 100)}%)` : "—"})),
         AA.sparkline(call.trend || []),
         AA.el("div", {class: "row"}, AA.el("span", {class: "label", text: "Frustration"}),
           AA.gauge(call.frustration.score, call.frustration.level)),

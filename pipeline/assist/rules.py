@@ -10,6 +10,10 @@ is published (the versioned JSON dicts) and returns the alerts it raises. Rule t
 - `sentiment`: `turns` consecutive turns of `channel` (each judged on its whole text when the
   other party takes the floor) with a sentiment score below `below`;
 - `frustration`: the customer's frustration score at least `above` for `for_s` seconds;
+- `emotion`: `turns` consecutive finals of `channel` whose voice arousal (prosody against the
+  speaker's own baseline) is at least `above`, none of them in the speaker's baseline period;
+- `feeling`: a turn of `channel` whose feeling (`pipeline.assist.feelings`) is one of `labels`
+  with a confidence of at least `threshold`;
 - `talkover` / `dead_air`: one lasting at least `longer_than_s`;
 - `escalation` / `cancellation`: the customer asks for a manager / says they will cancel (the
   cue patterns of the frustration score, negation-aware).
@@ -34,12 +38,15 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.assist.feelings import FEELINGS
 from pipeline.assist.yamlfile import ConfigError, entries, line, mapping, scalar
 from pipeline.mood import find_cues
 from pipeline.types import (
     AlertEvent,
+    EmotionEvent,
     Event,
     Evidence,
+    FeelingEvent,
     FrustrationEvent,
     SignalEvent,
     TranscriptEvent,
@@ -63,6 +70,8 @@ class RuleType(enum.StrEnum):
     PHRASE = "phrase"
     SENTIMENT = "sentiment"
     FRUSTRATION = "frustration"
+    EMOTION = "emotion"
+    FEELING = "feeling"
     TALKOVER = "talkover"
     DEAD_AIR = "dead_air"
     ESCALATION = "escalation"
@@ -88,10 +97,11 @@ class Rule:
     channel: str = "customer"
     match: Match = Match.EXACT
     phrases: tuple[str, ...] = ()
-    threshold: float = 0.6  # semantic similarity
+    threshold: float = 0.6  # semantic similarity, feeling confidence
+    labels: tuple[str, ...] = ()  # feeling
     below: float = -0.3  # sentiment
     turns: int = 2  # sentiment
-    above: float = 0.6  # frustration
+    above: float = 0.6  # frustration score, emotion arousal
     for_s: float = 0.0  # frustration
     longer_than_s: float = 3.0  # talkover, dead_air
     patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
@@ -103,12 +113,14 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "type": str, "severity": str, "prompt": str, "cooldown_s": (int, float),
     "channel": str, "match": str, "phrases": list, "threshold": (int, float),
     "below": (int, float), "turns": int, "above": (int, float), "for_s": (int, float),
-    "longer_than_s": (int, float),
+    "longer_than_s": (int, float), "labels": list,
 }  # fmt: skip
 _NEEDS: dict[RuleType, tuple[str, ...]] = {
     RuleType.PHRASE: ("phrases",),
     RuleType.SENTIMENT: ("below", "turns"),
     RuleType.FRUSTRATION: ("above",),
+    RuleType.EMOTION: ("above", "turns"),
+    RuleType.FEELING: ("labels",),
     RuleType.TALKOVER: ("longer_than_s",),
     RuleType.DEAD_AIR: ("longer_than_s",),
     RuleType.ESCALATION: (),
@@ -174,6 +186,9 @@ def _rule(path: Path, node: yaml.Node) -> Rule:
             patterns.append(re.compile(source, re.IGNORECASE))
         except re.error as exc:
             raise fail("phrases", f"bad regular expression {phrase!r} ({exc})") from exc
+    labels = tuple(values.pop("labels", ()))
+    if kind is RuleType.FEELING and (not labels or not set(labels) <= set(FEELINGS)):
+        raise fail("labels", f"must be a non-empty list of {', '.join(FEELINGS)}")
     if not 0 < values.get("threshold", 0.6) <= 1:
         raise fail("threshold", "must be in (0, 1]")
     if values.get("turns", 1) < 1:
@@ -182,7 +197,7 @@ def _rule(path: Path, node: yaml.Node) -> Rule:
         values.pop(parsed, None)
     return Rule(
         type=kind, severity=severity, match=match, phrases=phrases, patterns=tuple(patterns),
-        **values,
+        labels=labels, **values,
     )  # fmt: skip
 
 
@@ -262,6 +277,25 @@ class RuleEngine:
             if len(state.streak) >= rule.turns:
                 out, state.streak = state.streak[-rule.turns :], []
                 return out
+        if rule.type is RuleType.EMOTION and isinstance(e, EmotionEvent) and on_channel:
+            if e.baseline or e.arousal < rule.above:
+                state.streak.clear()
+                return []
+            detail = f"voice {e.label} (arousal {e.arousal:.2f})"
+            state.streak.append(Evidence(detail, e.start, e.end, e.utterance, score=e.arousal))
+            if len(state.streak) >= rule.turns:
+                out, state.streak = state.streak[-rule.turns :], []
+                return out
+        if (
+            rule.type is RuleType.FEELING
+            and isinstance(e, FeelingEvent)
+            and on_channel
+            and e.label in rule.labels
+            and e.confidence >= rule.threshold
+        ):
+            last = e.utterances[-1] if e.utterances else None
+            detail = f"feels {e.label} ({e.confidence:.0%})"
+            return [Evidence(detail, e.start, e.end, last, score=e.confidence)]
         if rule.type is RuleType.FRUSTRATION and isinstance(e, FrustrationEvent):
             if e.score < rule.above:
                 state.high_since = None

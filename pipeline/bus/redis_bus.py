@@ -72,7 +72,11 @@ class BusConfig:
 
 
 # The hash field that keeps the newest event of each kind (per channel where that matters).
-LATEST = {"sentiment": "sentiment:{channel}", "emotion": "emotion:{channel}"}
+LATEST = {
+    "sentiment": "sentiment:{channel}",
+    "emotion": "emotion:{channel}",
+    "feeling": "feeling:{channel}",
+}
 
 
 class Keys:

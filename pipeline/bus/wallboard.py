@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pipeline.types import (
     AlertEvent,
     Event,
+    FeelingEvent,
     FrustrationEvent,
     SchemaError,
     SentimentEvent,
@@ -59,6 +60,7 @@ def tile(fields: Mapping[str, str], trend: Sequence[str], now: float) -> dict[st
     frustration = _event(fields, "frustration", FrustrationEvent)
     talk = _event(fields, "talk_stats", TalkStatsEvent)
     alert = _event(fields, "alert", AlertEvent)
+    feeling = _event(fields, "feeling:customer", FeelingEvent)
     started = float(fields.get("started_at", now))
     rolling = sentiment.rolling if sentiment else None
     f_score = frustration.score if frustration else 0.0
@@ -95,6 +97,11 @@ def tile(fields: Mapping[str, str], trend: Sequence[str], now: float) -> dict[st
             "level": frustration.level if frustration else "low",
             "active": f_active,
         },
+        "feeling": (
+            None
+            if feeling is None
+            else {"label": feeling.label, "confidence": round(feeling.confidence, 2)}
+        ),
         "talk_share": share,
         "last_alert": last_alert,
         "alerts": int(fields.get("alerts", 0)),

@@ -12,7 +12,10 @@ Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_l
 - **arousal** `A`: the same weighted mean over the customer's arousal (prosody against their own
   baseline blended with typical speech, `pipeline.mood.prosody`).
 - **cues** `C`: phrases that signal frustration whatever the tone: an escalation request (0.7),
-  cancellation intent (0.7), a repeated contact (0.5); combined as `1 - prod(1 - w_i * decay_i)`.
+  cancellation intent (0.7), a repeated contact (0.5), exasperation said outright ("this is
+  ridiculous", "i am fed up", "you people": 0.5); combined as `1 - prod(1 - w_i * decay_i)`.
+  Exasperation counts only aimed at the matter (`this/that/it is ...`), so small talk ("the
+  traffic was ridiculous") stays out.
 - **conversation** `V`: the customer talking over the agent (0.3 each) and dead air the customer
   is left in (0.15 each), combined the same way.
 
@@ -98,6 +101,19 @@ CUES: dict[str, tuple[float, re.Pattern[str]]] = {
             r"|\b(transferred|passed around|put on hold) (twice|again|three times|all day)"
             r"|\b(explain|explained|repeat|repeated) (everything|it all|this|myself) "
             r"(again|for the \w+ time)"
+        ),
+    ),
+    "exasperation": (
+        0.5,
+        re.compile(
+            r"\b(this|that|it)('s| is)( all)? (absolutely |completely |just |totally |frankly "
+            r"|simply |really )?(ridiculous|unacceptable|useless|a joke|disgraceful|a disgrace"
+            r"|outrageous|pathetic|appalling|not good enough|not acceptable|a farce"
+            r"|a waste of (my )?time)\b"
+            r"|\b(i'm|i am) (so |really |absolutely |getting )?(fed up|sick (of|and tired)"
+            r"|done waiting|losing my patience|at the end of my tether|furious|livid|fuming)"
+            r"|\b(run|running|ran) out of patience|\byou people\b|\bwhy on earth\b"
+            r"|\bhow many (more )?times (do|have|must|will)\b"
         ),
     ),
 }
