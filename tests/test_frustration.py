@@ -7,6 +7,7 @@ from pipeline.mood.frustration import (
     FrustrationScorer,
     evidence_rule,
     find_cues,
+    read_sarcasm,
 )
 from pipeline.mood.sentiment import Sentiment
 
@@ -42,7 +43,11 @@ def fuse(s=0.0, a=0.0, c=0.0, v=0.0) -> float:
         ("honestly i am fed up with you people", ["exasperation"]),
         ("that's not good enough", ["exasperation"]),
         ("why on earth was my claim rejected", ["exasperation"]),
+        ("oh great, another transfer, just what i needed", ["sarcasm"]),
+        ("thanks a lot for nothing", ["sarcasm"]),
         # near misses that must not fire
+        ("great, that's exactly what i needed, thank you", []),
+        ("wonderful, so it works again", []),
         ("the traffic this morning was ridiculous", []),
         ("it is not unacceptable at all, thank you", []),
         ("cancel the old order and place the new one, that's all", []),
@@ -54,6 +59,25 @@ def fuse(s=0.0, a=0.0, c=0.0, v=0.0) -> float:
 )
 def test_cues(text, kinds):
     assert sorted(k for k, _ in find_cues(text)) == sorted(kinds)
+
+
+def test_positive_words_with_a_frustration_cue_read_as_sarcasm():
+    glad = Sentiment.from_probs((0.05, 0.1, 0.85))
+    flipped = read_sarcasm(glad, "oh wonderful, that is just perfect. third time now")
+    assert (flipped.label, flipped.negative, flipped.positive) == ("negative", 0.85, 0.05)
+    assert read_sarcasm(glad, "oh wonderful, that is just perfect, thank you") is glad
+    angry = Sentiment.from_probs((0.9, 0.05, 0.05))  # already negative: left as it is
+    assert read_sarcasm(angry, "this is the third time, unacceptable") is angry
+    f = FrustrationScorer()  # and a sarcastic "thank you" does not resolve anything
+    f.turn(1, 10.0, "nobody has fixed it", sent(-0.9), None)
+    u = f.turn(
+        2,
+        20.0,
+        "brilliant, another engineer who never came",
+        read_sarcasm(sent(0.8), "brilliant, another engineer who never came"),
+        None,
+    )
+    assert u.score > 0.6 and any(r.detail == "sarcasm" for r in u.reasons)
 
 
 def recent(turns: list[tuple[float, float]], now: float) -> float:

@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pipeline.mood.conversation import ConversationConfig, ConversationTracker, Signal, SignalKind
-from pipeline.mood.frustration import FrustrationConfig, FrustrationScorer, FrustrationUpdate
+from pipeline.mood.frustration import (
+    FrustrationConfig,
+    FrustrationScorer,
+    FrustrationUpdate,
+    read_sarcasm,
+)
 from pipeline.mood.prosody import ArousalTracker, ProsodyConfig, measure
 from pipeline.mood.sentiment import (
     RollingSentiment,
@@ -196,7 +201,13 @@ class CallMood:
         )
         sentiment = _or_none(got_sentiment, "sentiment", self.call_id)
         features = _or_none(got_features, "prosody", self.call_id)
-        turn.sentiment = _or_none(got_turn, "sentiment", self.call_id) if continues else sentiment
+        if sentiment is not None:
+            sentiment = read_sarcasm(sentiment, event.text)
+        if continues:
+            whole = _or_none(got_turn, "sentiment", self.call_id)
+            turn.sentiment = None if whole is None else read_sarcasm(whole, turn.text)
+        else:
+            turn.sentiment = sentiment
         envelope = _Envelope(self.call_id, channel, event.start, event.end)
 
         if sentiment is not None:  # published as far as the words are trusted

@@ -15,7 +15,12 @@ Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_l
   cancellation intent (0.7), a repeated contact (0.5), exasperation said outright ("this is
   ridiculous", "i am fed up", "you people": 0.5); combined as `1 - prod(1 - w_i * decay_i)`.
   Exasperation counts only aimed at the matter (`this/that/it is ...`), so small talk ("the
-  traffic was ridiculous") stays out.
+  traffic was ridiculous") stays out; sarcasm markers ("just what i needed", "great, another
+  ...") are cues of 0.5 too.
+
+Sarcasm: positive words with a repeated-contact, exasperation or sarcasm cue in the same turn
+read negative (`read_sarcasm`, applied where the sentiment is taken, so `sentiment` and
+`turn_sentiment` events say it too): "oh wonderful, that is just perfect, third time now".
 - **conversation** `V`: the customer talking over the agent (0.3 each) and dead air the customer
   is left in (0.15 each), combined the same way.
 
@@ -116,7 +121,18 @@ CUES: dict[str, tuple[float, re.Pattern[str]]] = {
             r"|\bhow many (more )?times (do|have|must|will)\b"
         ),
     ),
+    "sarcasm": (
+        0.5,
+        re.compile(
+            r"\bjust what i (needed|wanted)\b|\bthanks? (you )?(a lot |so much )?for nothing\b"
+            r"|\b(great|wonderful|brilliant|perfect|fantastic|lovely|marvellous|terrific|super)"
+            r"[,.!]* (so )?(yet )?(another|more of the same|again)\b"
+        ),
+    ),
 }
+# Positive words with one of these cues in the same breath are sarcasm ("oh wonderful, that is
+# just perfect, third time now"): `read_sarcasm` reads them negative.
+SARCASM_CUES = ("repeat_contact", "exasperation", "sarcasm")
 SIGNAL_WEIGHTS = {"talkover": 0.3, "dead_air": 0.15}
 # Evidence rules: what each kind must reach (its weighted part of the score) to count.
 STRONG_WORDS = 0.5  # words (sentiment and cues together) that alone support a critical alert
@@ -135,6 +151,16 @@ def find_cues(text: str) -> list[tuple[str, str]]:
                 out.append((kind, m.group(0).strip()))
                 break
     return out
+
+
+def read_sarcasm(sentiment: Sentiment, text: str) -> Sentiment:
+    """The sentiment of `text`, read negative when its words are positive (score 0.3 or more)
+    but it carries a frustration cue (a repeated contact, exasperation, a sarcasm marker): the
+    positive and negative probabilities swap. A second signal beside the classifier, which
+    reads sarcasm word by word."""
+    if sentiment.score < 0.3 or not any(k in SARCASM_CUES for k, _ in find_cues(text)):
+        return sentiment
+    return Sentiment.from_probs((sentiment.positive, sentiment.neutral, sentiment.negative))
 
 
 @dataclass(frozen=True, slots=True)
