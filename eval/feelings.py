@@ -10,9 +10,9 @@ contact / polite annoyance / sarcasm (frustrated). Escalations and cancellation 
 angry or frustrated. Other rows are left out; no style names disappointed, so it is not measured.
 
 Judged on the text alone (no voice): the turn's embedding and its sentiment from the built-in
-model. Reported on the `train` rows (the example lines were written while looking at a few of
-these) and on the held-out `test` rows (never looked at), each with accuracy per feeling and
-overall. Typed lines, not recognised speech.
+model, read for sarcasm as the live path does. Reported on the `train` rows (the example lines
+were written while looking at a few of these) and on the held-out `test` rows (never looked
+at), each with accuracy per feeling and overall. Typed lines, not recognised speech.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.assist.embed import SentenceEncoder
 from pipeline.assist.feelings import FEELINGS, FeelingJudge
+from pipeline.mood.frustration import read_sarcasm
 from pipeline.mood.sentiment import SentimentConfig, SentimentModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,7 @@ def measure(
 ) -> dict[str, object]:
     texts = [t for t, _ in data]
     vectors = encoder.encode(texts)
-    moods = sentiment.predict(texts)
+    moods = [read_sarcasm(m, t) for m, t in zip(sentiment.predict(texts), texts, strict=True)]
     per: dict[str, list[bool]] = defaultdict(list)
     confusion: dict[str, Counter[str]] = defaultdict(Counter)
     for vec, mood, (_, want) in zip(vectors, moods, data, strict=True):

@@ -45,9 +45,12 @@ def fuse(s=0.0, a=0.0, c=0.0, v=0.0) -> float:
         ("why on earth was my claim rejected", ["exasperation"]),
         ("oh great, another transfer, just what i needed", ["sarcasm"]),
         ("thanks a lot for nothing", ["sarcasm"]),
+        ("great, i cannot wait to be disappointed again", ["sarcasm"]),
+        ("brilliant, the engineer is late as usual", ["sarcasm"]),
         # near misses that must not fire
         ("great, that's exactly what i needed, thank you", []),
         ("wonderful, so it works again", []),
+        ("perfect. nobody will need to call me then? great", []),
         ("the traffic this morning was ridiculous", []),
         ("it is not unacceptable at all, thank you", []),
         ("cancel the old order and place the new one, that's all", []),

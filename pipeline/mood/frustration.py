@@ -16,7 +16,7 @@ Four kinds of evidence, each in [0, 1], each fading with time (half-life `half_l
   ridiculous", "i am fed up", "you people": 0.5); combined as `1 - prod(1 - w_i * decay_i)`.
   Exasperation counts only aimed at the matter (`this/that/it is ...`), so small talk ("the
   traffic was ridiculous") stays out; sarcasm markers ("just what i needed", "great, another
-  ...") are cues of 0.5 too.
+  ...", "great, i can't wait to be disappointed again") are cues of 0.5 too.
 
 Sarcasm: positive words with a repeated-contact, exasperation or sarcasm cue in the same turn
 read negative (`read_sarcasm`, applied where the sentiment is taken, so `sentiment` and
@@ -127,6 +127,8 @@ CUES: dict[str, tuple[float, re.Pattern[str]]] = {
             r"\bjust what i (needed|wanted)\b|\bthanks? (you )?(a lot |so much )?for nothing\b"
             r"|\b(great|wonderful|brilliant|perfect|fantastic|lovely|marvellous|terrific|super)"
             r"[,.!]* (so )?(yet )?(another|more of the same|again)\b"
+            r"|\b(great|wonderful|brilliant|perfect|fantastic|lovely|marvellous|amazing|terrific)"
+            r"\b[^.?!]{0,60}\b(disappointed|let down|yet again|as usual|nobody|a waste of)\b"
         ),
     ),
 }
