@@ -227,6 +227,7 @@ def test_garbled_words_count_less():
     ("parts", "settled", "allows"),
     [
         ({"sentiment": 0.55}, True, "critical"),  # strong words alone
+        ({"sentiment": 0.55, "pointed": False}, True, "coaching"),  # mild turns adding up
         ({"cues": 0.7}, False, "critical"),  # a manager request is strong words
         ({"sentiment": 0.3, "arousal": 0.5}, False, "critical"),  # words with voice
         ({"sentiment": 0.3, "conversation": 0.3}, True, "critical"),  # words with talk-over
@@ -240,7 +241,8 @@ def test_garbled_words_count_less():
 )
 def test_evidence_rules(parts, settled, allows):
     full = {"sentiment": 0.0, "arousal": 0.0, "cues": 0.0, "conversation": 0.0} | parts
-    got, why = evidence_rule(full, settled)
+    pointed = bool(full.pop("pointed", True))
+    got, why = evidence_rule(full, settled, pointed)
     assert got == allows and why
 
 
@@ -253,6 +255,17 @@ def test_voice_alone_never_allows_more_than_coaching():
     # the same voice with negative words supports a critical alert
     u = f.turn(6, 32.0, "nothing you have done has worked, nothing", sent(-0.8), 0.9)
     assert u.allows == "critical" and u.evidence == "words with voice"
+
+
+def test_mildly_negative_turns_adding_up_allow_coaching_not_critical():
+    """A calm customer describing a problem over several turns: each turn reads somewhat
+    negative, the score climbs, but without a cue or a clearly angry turn it stays coaching."""
+    f = FrustrationScorer()
+    for i, score in enumerate((-0.8, -0.6, -0.88), start=1):
+        u = f.turn(i, 10.0 * i, "should i try the payment again now", sent(score), None)
+    assert u.score >= 0.6 and u.allows == "coaching", u
+    u = f.turn(4, 40.0, "honestly, nothing you do ever works", sent(-0.95), None)
+    assert (u.allows, u.evidence) == ("critical", "strong words")  # a clearly angry turn
 
 
 def test_voice_in_the_baseline_period_raises_no_alert_alone():

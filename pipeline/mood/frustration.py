@@ -39,12 +39,14 @@ evidence gathered before it: the matter was resolved.
 words in `evidence`), whatever the score; `words` is the sentiment and cue parts together,
 `1 - (1 - S') (1 - C)`:
 
-- critical: strong words (`words` >= 0.5: a very negative turn, two negative turns, a manager
-  request, a cancellation), or some words (>= 0.2) together with voice (arousal part >= 0.2) or
-  conversation (talk-over or dead air part >= 0.15);
-- coaching at most: words alone that are not strong, conversation alone, voice with
-  conversation but no words, or voice alone: a raised voice is worth a nudge to the agent, never
-  a supervisor's red alert by itself;
+- critical: strong words (`words` >= 0.5, with a cue or a recent turn at least 0.9 negative
+  among them: a very negative turn, a manager request, a cancellation, exasperation said
+  outright), or some words (>= 0.2) together with voice (arousal part >= 0.2) or conversation
+  (talk-over or dead air part >= 0.15);
+- coaching at most: words alone that are not strong, or strong only as mildly negative turns
+  adding up (a calm customer describing a problem over several turns), conversation alone,
+  voice with conversation but no words, or voice alone: a raised voice is worth a nudge to the
+  agent, never a supervisor's red alert by itself;
 - none: voice alone while the customer is still in their baseline period (mostly judged against
   typical speech, not yet against their own voice), or no evidence.
 
@@ -139,6 +141,7 @@ SIGNAL_WEIGHTS = {"talkover": 0.3, "dead_air": 0.15}
 # Evidence rules: what each kind must reach (its weighted part of the score) to count.
 STRONG_WORDS = 0.5  # words (sentiment and cues together) that alone support a critical alert
 SOME_WORDS = 0.2  # words that, with voice or conversation, support a critical alert
+POINTED = 0.9  # a recent turn at least this negative (trusted) makes words pointed
 VOICE_EVIDENCE = 0.2
 TALK_EVIDENCE = 0.15
 
@@ -213,16 +216,22 @@ class _State:
     signals: list[_Item] = field(default_factory=list)
 
 
-def evidence_rule(parts: dict[str, float], voice_settled: bool) -> tuple[str, str]:
+def evidence_rule(
+    parts: dict[str, float], voice_settled: bool, pointed: bool = True
+) -> tuple[str, str]:
     """The highest alert a frustration score may raise, by the kinds of evidence behind it, and
-    the rule that decided, in words. `parts` are the weighted components of the score."""
+    the rule that decided, in words. `parts` are the weighted components of the score;
+    `pointed`: the words include a cue or a clearly negative turn (`POINTED`), not only mildly
+    negative turns adding up."""
     words = 1 - (1 - parts["sentiment"]) * (1 - parts["cues"])
     voice = parts["arousal"] >= VOICE_EVIDENCE
     talk = parts["conversation"] >= TALK_EVIDENCE
-    if words >= STRONG_WORDS:
+    if words >= STRONG_WORDS and pointed:
         return "critical", "strong words"
     if words >= SOME_WORDS and (voice or talk):
         return "critical", "words with " + ("voice" if voice else "conversation")
+    if words >= STRONG_WORDS:
+        return "coaching", "negative words without a cue or a clearly angry turn: coaching at most"
     if words >= SOME_WORDS:
         return "coaching", "words alone, not strong: coaching at most"
     if voice and talk:
@@ -336,7 +345,7 @@ class FrustrationScorer:
         elif score < cfg.off:
             self.active = False
         level = "high" if score >= cfg.on else "elevated" if score >= cfg.off else "low"
-        allows, evidence = evidence_rule(parts, self._voice_settled(now))
+        allows, evidence = evidence_rule(parts, self._voice_settled(now), self._pointed(now))
         update = FrustrationUpdate(
             at=now,
             score=score,
@@ -351,6 +360,16 @@ class FrustrationScorer:
         )
         self.last = update
         return update
+
+    def _pointed(self, now: float) -> bool:
+        """Whether the words include a cue or a clearly negative recent turn."""
+        if self._noisy_or(self._s.cues, now) >= 0.05:
+            return True
+        return any(
+            i.value >= POINTED
+            for i in self._s.sentiment
+            if self._decay(i, now) * 0.5 ** (self._turns - i.turn) >= 0.25
+        )
 
     def _voice_settled(self, now: float) -> bool:
         """Whether the arousal that counts now comes mostly from after the baseline period."""
