@@ -1,6 +1,7 @@
 """Frustration detection and its alerts on scripted two-voice calls, through the whole pipeline.
 
-    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv'] [--engine espeak|flite|kokoro|both|all]
+    python -m eval.frustration [--speed 2] [--calls 'eval/calls/*.tsv']
+                               [--engine espeak|flite|kokoro|both|all]
 
 Each script is rendered with a speech synthesizer and sox (`eval/render.py`) and streamed
 through a real service (gateway, whisper base, sentiment model, prosody, embedded Redis) over the
