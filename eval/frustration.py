@@ -47,6 +47,7 @@ from agent_assist.replay import replay
 from agent_assist.settings import Settings
 from eval.render import ENGINES, NEURAL, Turn, render
 from gateway.calls import IngestKey
+from pipeline.mood.sentiment import SentimentService
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "eval" / "results"
@@ -108,6 +109,13 @@ def turn_negativity(
     return out
 
 
+async def text_alone(sentiment: SentimentService, turns: list[Turn]) -> list[bool]:
+    """Whether each customer turn of the script reads negative on its own text."""
+    texts = [t.text for t in turns if t.speaker == "customer"]
+    judged = await asyncio.gather(*(sentiment.submit(t) for t in texts))
+    return [s.score < NEGATIVE for s in judged]
+
+
 def expected(script: Path) -> str:
     """The most severe alert the call's episodes should raise: critical unless the script says
     `# alert: coaching` (frustration in tone only, which alone raises a coaching alert)."""
@@ -149,10 +157,8 @@ async def run(
             turns = render(path, wav, engine=engine)
             description = path.read_text().splitlines()[0].lstrip("# ")
             result = CallResult(name, description, episodes_of(turns), expect=expected(path))
-            texts = [t.text for t in turns if t.speaker == "customer"]
             assert service.mood is not None and service.mood.sentiment is not None
-            judged = await asyncio.gather(*(service.mood.sentiment.submit(t) for t in texts))
-            text_only = [s.score < NEGATIVE for s in judged]
+            text_only = await text_alone(service.mood.sentiment, turns)
             replayed = await replay(
                 wav, service.url, speed, call_id=f"eval-{name.replace('.', '-')}",
                 key=service.ingest_key,

@@ -36,6 +36,7 @@ from eval.frustration import (
     print_call,
     print_summary,
     summarise,
+    text_alone,
     turn_negativity,
 )
 from eval.render import ENGINES, NEURAL, Turn, render
@@ -122,9 +123,7 @@ async def run(
                 turns = render(path, Path(tmp) / "t.wav", engine=engine)
             description = path.read_text().splitlines()[0].lstrip("# ")
             result = CallResult(name, description, episodes_of(turns), expect=expected(path))
-            texts = [t.text for t in turns if t.speaker == "customer"]
-            judged = await asyncio.gather(*(services.sentiment.submit(t) for t in texts))
-            text_only = [s is not None and s.score < -0.3 for s in judged]
+            text_only = await text_alone(services.sentiment, turns)
             events = await rescore_call(name, path, services, saved)
             result.turns = turn_negativity(turns, events, result.expect, text_only)
             judge(result, [(e, None) for e in events], None)

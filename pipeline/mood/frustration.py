@@ -308,10 +308,16 @@ class FrustrationScorer:
     def _decay(self, item: _Item, now: float) -> float:
         return float(0.5 ** (max(0.0, now - item.at) / self.config.half_life_s))
 
+    def _weight(self, item: _Item, now: float) -> float:
+        """How much an item still counts: its decay, halved per later customer turn (items
+        that belong to no turn, cues and signals, only decay)."""
+        later = self._turns - item.turn if item.turn else 0
+        return self._decay(item, now) * 0.5**later
+
     def _mean(self, items: Sequence[_Item], now: float) -> float:
         """Weighted mean: a turn's weight halves per later customer turn and per half-life; a
         neutral pseudo-turn (value 0) stands before the customer's first turn."""
-        weights = [self._decay(i, now) * 0.5 ** (self._turns - i.turn) for i in items]
+        weights = [self._weight(i, now) for i in items]
         prior = 0.5**self._turns
         return sum(w * i.value for w, i in zip(weights, items, strict=True)) / (
             sum(weights) + prior
@@ -365,17 +371,11 @@ class FrustrationScorer:
         """Whether the words include a cue or a clearly negative recent turn."""
         if self._noisy_or(self._s.cues, now) >= 0.05:
             return True
-        return any(
-            i.value >= POINTED
-            for i in self._s.sentiment
-            if self._decay(i, now) * 0.5 ** (self._turns - i.turn) >= 0.25
-        )
+        return any(i.value >= POINTED for i in self._s.sentiment if self._weight(i, now) >= 0.25)
 
     def _voice_settled(self, now: float) -> bool:
         """Whether the arousal that counts now comes mostly from after the baseline period."""
-        weights = [
-            (self._decay(i, now) * 0.5 ** (self._turns - i.turn), i) for i in self._s.arousal
-        ]
+        weights = [(self._weight(i, now), i) for i in self._s.arousal]
         settled = sum(w * i.value for w, i in weights if i.settled)
         return settled >= 0.5 * sum(w * i.value for w, i in weights) > 0
 
@@ -384,11 +384,7 @@ class FrustrationScorer:
         out: list[FrustrationReason] = []
 
         def recent(items: Sequence[_Item]) -> list[_Item]:
-            return [
-                i
-                for i in items
-                if self._decay(i, now) * 0.5 ** (self._turns - i.turn if i.turn else 0) >= 0.25
-            ]
+            return [i for i in items if self._weight(i, now) >= 0.25]
 
         graded = (  # kind, weight, items, a turn counts from, what the mean means
             ("sentiment", SENTIMENT_WEIGHT, s.sentiment, 0.2,

@@ -210,13 +210,14 @@ class ArousalTracker:
         """How much the speaker's own turns weigh in the reference (the prior weighs the rest)."""
         return self.own_s / (self.own_s + self.config.prior_weight_s)
 
-    def reference(self) -> dict[str, float]:
+    def reference(self, own: dict[str, float] | None = None) -> dict[str, float]:
         """What a turn is compared with: the median of the speaker's kept turns, shrunk toward the
-        population prior of their voice type by `prior_weight_s` of voiced speech."""
+        population prior of their voice type by `prior_weight_s` of voiced speech (`own`: that
+        median, when the caller has it already)."""
         voice = "low" if self._pitches and np.median(self._pitches) < VOICE_SPLIT_HZ else "high"
         prior = PRIORS[voice] if self._pitches else {k: v for k, v in PRIORS["low"].items()
                                                      if k != "pitch"}  # fmt: skip
-        own = _median(self._kept)
+        own = _median(self._kept) if own is None else own
         n, k = self.own_s, self.config.prior_weight_s
         ref = {
             name: (n * own[name] + k * value) / (n + k) if name in own else value
@@ -233,7 +234,8 @@ class ArousalTracker:
             return Emotion("calm", 0.0, 0.0, in_period, self.quality)
         if f.pitch_hz is not None:
             self._pitches.append(f.pitch_hz)
-        emotion = self._judge(f, self.reference(), in_period)
+        own = _median(self._kept)
+        emotion = self._judge(f, self.reference(own), own.get("loudness"), in_period)
         eligible = f.voiced_s >= cfg.min_turn_voiced_s and not reads_numbers(text)
         filling = sum(t.voiced_s for t in self._kept) < cfg.baseline_voiced_s
         bar = cfg.period_join if in_period else LABEL_EDGES[0] if filling else cfg.calm_update
@@ -241,7 +243,13 @@ class ArousalTracker:
             self._kept.append(f)
         return emotion
 
-    def _judge(self, f: ProsodyFeatures, base: dict[str, float], in_period: bool) -> Emotion:
+    def _judge(
+        self,
+        f: ProsodyFeatures,
+        base: dict[str, float],
+        own_loudness: float | None,
+        in_period: bool,
+    ) -> Emotion:
         deltas: dict[str, float] = {}
         if f.pitch_hz is not None and "pitch" in base:
             deltas["pitch"] = semitones(f.pitch_hz) - base["pitch"]
@@ -254,7 +262,7 @@ class ArousalTracker:
         weight = sum(WEIGHTS[k][0] for k in deltas)
         own = self.own_share  # typical speech varies more than one speaker's: wider tolerances
         tolerance = {k: own * WEIGHTS[k][1] + (1 - own) * PRIOR_TOLERANCE[k] for k in deltas}
-        if "loudness" in deltas and base["loudness"] == _median(self._kept).get("loudness"):
+        if "loudness" in deltas and base["loudness"] == own_loudness:
             tolerance["loudness"] = WEIGHTS["loudness"][1]  # their own level, on their own line
         z = sum(WEIGHTS[k][0] * d / tolerance[k] for k, d in deltas.items()) / weight
         arousal = min(1.0, max(0.0, z / 2))
